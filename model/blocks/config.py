@@ -1,0 +1,138 @@
+"""Parameters shared by the MTJ-array RTL (``hw/``) and its bit-exact twins (``model/blocks/``).
+
+One definition, imported by both sides, so the RTL and the twin cannot drift apart. Every
+dataclass validates itself once in ``__post_init__`` and raises :class:`ValueError` naming the
+field, its value and the allowed range. The cycle-level protocol these numbers drive is written
+down in ``docs/mtj-array.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def check_int(owner: str, name: str, value, lo: int, hi: int) -> None:
+    """Raise ``ValueError`` unless ``lo <= value <= hi`` and ``value`` is an ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{owner}.{name} = {value!r}: must be an integer in [{lo}, {hi}]")
+    if not lo <= value <= hi:
+        raise ValueError(f"{owner}.{name} = {value}: out of range, allowed [{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Geometry and timing of the MTJ array and its controller (calibration included).
+
+    Attributes
+    ----------
+    rows, cols:
+        Array size N x M. One row is pulsed and sensed at a time; its ``cols`` cells in parallel.
+    code_width:
+        Bits of the per-cell pulse-amplitude (DAC) code. Codes run 0 .. 2**code_width - 1.
+    reset_cycles, pulse_cycles:
+        Length of the reset pulse and of the stochastic pulse, in clock cycles.
+    window_log2:
+        Calibration window: each cell's ones are counted over W = 2**window_log2 trials.
+    deadband:
+        No code change while |ones - W/2| <= deadband.
+    step_shift:
+        Proportional step: a cell outside the deadband moves by max(1, |ones - W/2| >> step_shift).
+    code_init:
+        Every cell's code after reset.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    code_width: int = 8
+    reset_cycles: int = 2
+    pulse_cycles: int = 2
+    window_log2: int = 6
+    deadband: int = 0
+    step_shift: int = 2
+    code_init: int = 128
+
+    def __post_init__(self):
+        o = "ArrayConfig"
+        check_int(o, "rows", self.rows, 1, 256)
+        check_int(o, "cols", self.cols, 1, 64)
+        check_int(o, "code_width", self.code_width, 1, 12)
+        check_int(o, "reset_cycles", self.reset_cycles, 1, 255)
+        check_int(o, "pulse_cycles", self.pulse_cycles, 1, 255)
+        check_int(o, "window_log2", self.window_log2, 1, 16)
+        check_int(o, "deadband", self.deadband, 0, self.window // 2)
+        check_int(o, "step_shift", self.step_shift, 0, self.window_log2)
+        check_int(o, "code_init", self.code_init, 0, self.code_max)
+
+    @property
+    def window(self) -> int:
+        """Calibration window W in trials per cell."""
+        return 1 << self.window_log2
+
+    @property
+    def code_max(self) -> int:
+        return (1 << self.code_width) - 1
+
+    @property
+    def row_width(self) -> int:
+        """Bits of a row index (at least 1, so a one-row array still has a field)."""
+        return max(1, (self.rows - 1).bit_length())
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def row_period_cycles(self) -> int:
+        """Cycles from one row's first reset cycle to the next row's: RESET + PULSE + SETTLE + SENSE."""
+        return self.reset_cycles + self.pulse_cycles + 2
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """The synthesizable MTJ-array emulator: a pseudo-random stand-in for the analog array.
+
+    Attributes
+    ----------
+    prob_bits:
+        U: switching thresholds are U-bit integers; a cell switches when the top U bits of its
+        column's xoshiro128++ output are below the threshold, so P = thr / 2**U.
+    offset_width:
+        Bits of the signed per-cell code offset that models device-to-device V50 spread.
+    warmup_steps:
+        Generator steps taken after reset or reseed before the emulator reports ready.
+    table:
+        2**code_width thresholds, one per (offset-shifted) amplitude code, from the device model.
+    offsets:
+        rows*cols signed initial offsets, row-major (cell index = row * cols + col).
+    seed:
+        32-bit seed loaded at reset (the SEED register's reset value).
+    """
+
+    array: ArrayConfig
+    table: tuple[int, ...]
+    offsets: tuple[int, ...] = ()
+    prob_bits: int = 16
+    offset_width: int = 8
+    warmup_steps: int = 16
+    seed: int = 1
+
+    def __post_init__(self):
+        o = "EmulatorConfig"
+        check_int(o, "prob_bits", self.prob_bits, 1, 32)
+        check_int(o, "offset_width", self.offset_width, 2, 16)
+        check_int(o, "warmup_steps", self.warmup_steps, 0, 1024)
+        check_int(o, "seed", self.seed, 0, 2**32 - 1)
+        n = 1 << self.array.code_width
+        if len(self.table) != n:
+            raise ValueError(f"EmulatorConfig.table: has {len(self.table)} entries, must have "
+                             f"2**code_width = {n}")
+        for i, t in enumerate(self.table):
+            check_int(o, f"table[{i}]", t, 0, (1 << self.prob_bits) - 1)
+        if not self.offsets:
+            object.__setattr__(self, "offsets", (0,) * self.array.cells)
+        if len(self.offsets) != self.array.cells:
+            raise ValueError(f"EmulatorConfig.offsets: has {len(self.offsets)} entries, must have "
+                             f"rows*cols = {self.array.cells}")
+        lim = 1 << (self.offset_width - 1)
+        for i, v in enumerate(self.offsets):
+            check_int(o, f"offsets[{i}]", v, -lim, lim - 1)
