@@ -1,0 +1,134 @@
+"""Top level of the MTJ TRNG path: array controller + calibration + emulator + register bank.
+
+The register map is ``model.blocks.csr.REGS``; the array-path contract is ``docs/mtj-array.md``.
+"""
+
+from amaranth.hdl import Module, Signal, Cat
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.blocks import csr as regs
+from model.blocks.config import ArrayConfig, EmulatorConfig
+from hw.array_port import raw_word_layout
+from hw.csr import CSRBusSignature
+from hw.emulator import MTJArrayEmulator
+from hw.mtj_array import MTJArrayController
+
+
+class MTJTRNGTop(wiring.Component):
+    """Controller, per-cell calibration and the synthesizable array emulator behind one CSR bus.
+
+    Parameters
+    ----------
+    emu_cfg : EmulatorConfig
+        Emulator parameters; ``emu_cfg.array`` sizes the array and the controller.
+
+    Members
+    -------
+    csr : ``In(CSRBusSignature())``
+        Register bus (read latency 1 cycle).
+    raw : ``Out(stream.Signature(raw_word_layout(cfg)))``
+        Raw sensed row words, in sensing order. Back-pressure holds the controller between rows;
+        no word is lost or repeated.
+    """
+
+    def __init__(self, emu_cfg: EmulatorConfig):
+        if not isinstance(emu_cfg, EmulatorConfig):
+            raise ValueError(f"emu_cfg = {emu_cfg!r}: must be an EmulatorConfig")
+        self.emu_cfg = emu_cfg
+        self.cfg = emu_cfg.array
+        super().__init__({
+            "csr": In(CSRBusSignature()),
+            "raw": Out(stream.Signature(raw_word_layout(self.cfg))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, ecfg = self.cfg, self.emu_cfg
+        m.submodules.ctrl = ctrl = MTJArrayController(cfg)
+        m.submodules.emu = emu = MTJArrayEmulator(ecfg)
+        wiring.connect(m, ctrl.port, emu.port)
+        wiring.connect(m, ctrl.raw, wiring.flipped(self.raw))
+
+        bus = self.csr
+        ctrl_f = {f.name: f for f in regs.BY_NAME["CTRL"].fields}
+        enable = Signal(init=(regs.BY_NAME["CTRL"].reset >> ctrl_f["enable"].lsb) & 1)
+        cal_enable = Signal(init=(regs.BY_NAME["CTRL"].reset >> ctrl_f["cal_enable"].lsb) & 1)
+        seed = Signal(32, init=ecfg.seed)
+        cell_sel = Signal(16)
+        cycles = Signal(32)
+        m.d.sync += cycles.eq(cycles + 1)
+
+        def hit(name):
+            return bus.w_stb & (bus.addr == regs.addr(name))
+
+        # Writes. Strobe fields are single-cycle pulses derived from the write itself.
+        with m.If(hit("CTRL")):
+            m.d.sync += [
+                enable.eq(bus.w_data[ctrl_f["enable"].lsb]),
+                cal_enable.eq(bus.w_data[ctrl_f["cal_enable"].lsb]),
+            ]
+        with m.If(hit("SEED")):
+            m.d.sync += seed.eq(bus.w_data)
+        with m.If(hit("CELL_SEL")):
+            m.d.sync += cell_sel.eq(bus.w_data[:16])
+        m.d.comb += [
+            ctrl.enable.eq(enable),
+            ctrl.cal_enable.eq(cal_enable),
+            ctrl.clear_alarms.eq(hit("CTRL") & bus.w_data[ctrl_f["clear_alarms"].lsb]),
+            ctrl.cell_sel.eq(cell_sel),
+            emu.seed.eq(seed),
+            emu.reseed.eq(hit("CTRL") & bus.w_data[ctrl_f["reseed"].lsb]),
+            emu.offset_sel.eq(cell_sel),
+            emu.offset_wdata.eq(bus.w_data[:ecfg.offset_width]),
+            emu.offset_we.eq(hit("CELL_OFFSET")),
+        ]
+
+        # Reads: registered, one cycle of latency.
+        status = Cat(ctrl.running, emu.port.ready, ctrl.alarm_any)
+        with m.Switch(bus.addr):
+            with m.Case(regs.addr("ID")):
+                m.d.sync += bus.r_data.eq(regs.ID_VALUE)
+            with m.Case(regs.addr("GEOMETRY")):
+                m.d.sync += bus.r_data.eq(cfg.rows | (cfg.cols << 16))
+            with m.Case(regs.addr("CTRL")):
+                m.d.sync += bus.r_data.eq((enable << ctrl_f["enable"].lsb)
+                                          | (cal_enable << ctrl_f["cal_enable"].lsb))
+            with m.Case(regs.addr("STATUS")):
+                m.d.sync += bus.r_data.eq(status)
+            with m.Case(regs.addr("SEED")):
+                m.d.sync += bus.r_data.eq(seed)
+            with m.Case(regs.addr("CELL_SEL")):
+                m.d.sync += bus.r_data.eq(cell_sel)
+            with m.Case(regs.addr("CELL_CODE")):
+                m.d.sync += bus.r_data.eq(ctrl.cell_code)
+            with m.Case(regs.addr("CELL_ALARM")):
+                m.d.sync += bus.r_data.eq(ctrl.cell_alarm)
+            with m.Case(regs.addr("CELL_OFFSET")):
+                m.d.sync += bus.r_data.eq(emu.offset_rdata.as_signed())
+            with m.Case(regs.addr("ROWS_SENSED")):
+                m.d.sync += bus.r_data.eq(ctrl.rows_sensed)
+            with m.Case(regs.addr("CYCLES")):
+                m.d.sync += bus.r_data.eq(cycles)
+            with m.Default():
+                m.d.sync += bus.r_data.eq(0)
+        return m
+
+
+def default_emulator_config(cfg: ArrayConfig | None = None, seed: int = 1,
+                            variation: bool = True) -> EmulatorConfig:
+    """The emulator configuration used by make sim, make synth and the benches.
+
+    Thresholds come from the VCMA-MTJ device model at its default pulse; with ``variation`` the
+    per-cell offsets come from the model's device-to-device spread drawn with ``seed``.
+    """
+    from model.devices.mtj import default_emulator_tables
+    cfg = cfg or ArrayConfig()
+    table, offsets = default_emulator_tables(cfg.rows, cfg.cols, cfg.code_width, seed=seed,
+                                             variation=variation)
+    return EmulatorConfig(array=cfg, table=tuple(table), offsets=tuple(offsets), seed=seed)
+
+
+def build_default_top() -> MTJTRNGTop:
+    """The design that ``make synth`` builds: an 8 x 8 array with 8-bit codes."""
+    return MTJTRNGTop(default_emulator_config())

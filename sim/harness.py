@@ -1,0 +1,59 @@
+"""Simulation-only RTL around a design under test, so the clock can run free.
+
+``StreamHarness`` sinks a valid/ready stream with seeded pseudo-random back-pressure generated in
+RTL (an xorshift32 register), and captures each accepted payload into ``word`` while flipping
+``word_toggle``. A cocotb bench then wakes once per transaction (``ValueChange(word_toggle)``)
+instead of once per clock cycle.
+
+Back-pressure: in each cycle ``ready = (rnd[0:8] >= bp_thresh)``; 0 means always ready, 128 about
+half the cycles, 255 one cycle in 256. ``bp_seed`` is loaded into the generator while ``bp_load``
+is high (a zero seed is replaced by 1: xorshift has no zero state).
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.csr import CSRBusSignature
+
+
+class StreamHarness(wiring.Component):
+    """Wraps ``dut`` (a component with ``csr`` and a stream output named ``stream_name``)."""
+
+    def __init__(self, dut, stream_name: str = "raw"):
+        self.dut = dut
+        self.stream_name = stream_name
+        width = len(getattr(dut, stream_name).payload.as_value())
+        super().__init__({
+            "csr": In(CSRBusSignature()),
+            "bp_thresh": In(8),
+            "bp_seed": In(32),
+            "bp_load": In(1),
+            "word": Out(width),
+            "word_toggle": Out(1),
+            "words": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        wiring.connect(m, wiring.flipped(self.csr), dut.csr)
+        out = getattr(dut, self.stream_name)
+
+        rnd = Signal(32, init=0x2545F491)
+        x1 = rnd ^ (rnd << 13)[:32]
+        x2 = x1 ^ (x1 >> 17)
+        x3 = x2 ^ (x2 << 5)[:32]
+        with m.If(self.bp_load):
+            m.d.sync += rnd.eq(Mux(self.bp_seed == 0, 1, self.bp_seed))
+        with m.Else():
+            m.d.sync += rnd.eq(x3)
+
+        m.d.comb += out.ready.eq(rnd[:8] >= self.bp_thresh)
+        with m.If(out.valid & out.ready):
+            m.d.sync += [
+                self.word.eq(out.payload),
+                self.word_toggle.eq(~self.word_toggle),
+                self.words.eq(self.words + 1),
+            ]
+        return m
