@@ -122,10 +122,9 @@ def default_emulator_config(cfg: ArrayConfig | None = None, seed: int = 1,
     Thresholds come from the VCMA-MTJ device model at its default pulse; with ``variation`` the
     per-cell offsets come from the model's device-to-device spread drawn with ``seed``.
     """
-    from model.devices.mtj import default_emulator_tables
+    from model.devices.mtj import default_emulator_config as device_tables
     cfg = cfg or ArrayConfig()
-    table, offsets = default_emulator_tables(cfg.rows, cfg.cols, cfg.code_width, seed=seed,
-                                             variation=variation)
+    table, offsets = device_tables(cfg, seed=seed, variation=variation)
     return EmulatorConfig(array=cfg, table=tuple(table), offsets=tuple(offsets), seed=seed)
 
 

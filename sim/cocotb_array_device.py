@@ -8,7 +8,7 @@ the end every cell's code and alarm. Outside the cycle where ``bits`` is defined
 random garbage on it, so a controller that samples at the wrong cycle fails.
 
 Run-time stimulus (``SPINDIFF_BENCH``): ``seed``, ``rows_to_run``, ``array`` (ArrayConfig dict),
-``ready_prob`` (raw.ready probability), ``device`` (keyword arguments of the device model).
+``ready_prob`` (raw.ready probability). The device has the default parameters and spread.
 """
 
 import cocotb
@@ -17,7 +17,8 @@ from cocotb.triggers import FallingEdge
 
 from model.blocks.config import ArrayConfig
 from model.blocks.mtj_array import MTJArrayController
-from model.devices.mtj import bench_array_device
+from model.devices.dac import PulseDAC
+from model.devices.mtj import MTJArrayDevice
 from sim.cocotb_util import start, split_word
 from sim.runner import bench_params
 
@@ -28,8 +29,8 @@ async def controller_with_device_model(dut):
     seed = p["seed"]
     cfg = ArrayConfig(**p["array"])
     rng = np.random.default_rng(seed)
-    device = bench_array_device(cfg.rows, cfg.cols, cfg.code_width, seed=seed,
-                                **p.get("device", {}))
+    device = MTJArrayDevice(rows=cfg.rows, cols=cfg.cols, seed=seed,
+                            dac=PulseDAC(code_width=cfg.code_width))
     ctrl = MTJArrayController(cfg)
     ready_prob = float(p.get("ready_prob", 0.7))
 
