@@ -15,12 +15,16 @@ import cocotb
 import numpy as np
 from cocotb.triggers import FallingEdge
 
+from hw.mtj_array import MTJArrayController as RTLController
 from model.blocks.config import ArrayConfig
 from model.blocks.mtj_array import MTJArrayController
 from model.devices.dac import PulseDAC
 from model.devices.mtj import MTJArrayDevice
 from sim.cocotb_util import start, split_word
 from sim.runner import bench_params
+
+
+CELL_READ_LATENCY = RTLController.CELL_READ_LATENCY
 
 
 @cocotb.test()
@@ -66,12 +70,6 @@ async def controller_with_device_model(dut):
                 f"amp/row changed during a pulse (seed={seed})")
         else:
             assert int(dut.port__amp.value) == 0, f"amp not 0 outside PULSE (seed={seed})"
-        if int(dut.raw__valid.value) and int(dut.raw__ready.value):
-            got = split_word(int(dut.raw__payload.value), cfg.row_width, cfg.cols)
-            assert expected, f"raw word {got} with no row sensed (seed={seed})"
-            want = expected.pop(0)
-            assert got == want, f"raw word {seen}: RTL {got}, twin {want} (seed={seed})"
-            seen += 1
         # Inputs for this cycle.
         if pending_bits is not None:
             dut.port__bits.value = pending_bits
@@ -89,7 +87,16 @@ async def controller_with_device_model(dut):
             expected.append(ctrl.capture(bits))
             pending_bits = int(sum(int(b) << c for c, b in enumerate(bits)))
             pulse_amps = None
-        dut.raw__ready.value = int(rng.random() < ready_prob)
+        # valid and payload are registered (stable since the rising edge); the ready set now
+        # decides whether the word transfers at the next rising edge.
+        ready = int(rng.random() < ready_prob)
+        dut.raw__ready.value = ready
+        if ready and int(dut.raw__valid.value):
+            got = split_word(int(dut.raw__payload.value), cfg.row_width, cfg.cols)
+            assert expected, f"raw word {got} with no row sensed (seed={seed})"
+            want = expected.pop(0)
+            assert got == want, f"raw word {seen}: RTL {got}, twin {want} (seed={seed})"
+            seen += 1
 
     # Stop and compare the calibration state of every cell.
     dut.enable.value = 0
@@ -104,8 +111,8 @@ async def controller_with_device_model(dut):
     mismatches = []
     for index in range(cfg.cells):
         dut.cell_sel.value = index
-        await FallingEdge(dut.clk)
-        await FallingEdge(dut.clk)
+        for _ in range(CELL_READ_LATENCY + 1):
+            await FallingEdge(dut.clk)
         got = (int(dut.cell_code.value), bool(int(dut.cell_alarm.value)))
         want = ctrl.cell(index)
         if got != want:

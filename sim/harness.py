@@ -1,9 +1,11 @@
 """Simulation-only RTL around a design under test, so the clock can run free.
 
 ``StreamHarness`` sinks a valid/ready stream with seeded pseudo-random back-pressure generated in
-RTL (an xorshift32 register), and captures each accepted payload into ``word`` while flipping
-``word_toggle``. A cocotb bench then wakes once per transaction (``ValueChange(word_toggle)``)
-instead of once per clock cycle.
+RTL (an xorshift32 register) and gathers accepted payloads into batches of ``batch`` words: when a
+batch is full it appears on ``word`` (entry i at bits ``[i*w, (i+1)*w)``, oldest first) and
+``word_toggle`` flips. A cocotb bench then wakes once per batch (``ValueChange(word_toggle)``)
+instead of once per clock cycle. At the end of a run the partial batch is readable directly:
+``fill`` entries, the newest in the top slots of ``buf``.
 
 Back-pressure: in each cycle ``ready = (rnd[0:8] >= bp_thresh)``; 0 means always ready, 128 about
 half the cycles, 255 one cycle in 256. ``bp_seed`` is loaded into the generator while ``bp_load``
@@ -20,18 +22,23 @@ from hw.csr import CSRBusSignature
 class StreamHarness(wiring.Component):
     """Wraps ``dut`` (a component with ``csr`` and a stream output named ``stream_name``)."""
 
-    def __init__(self, dut, stream_name: str = "raw"):
+    def __init__(self, dut, stream_name: str = "raw", batch: int = 8):
+        if not 1 <= batch <= 64:
+            raise ValueError(f"batch = {batch}: out of range, allowed [1, 64]")
         self.dut = dut
         self.stream_name = stream_name
-        width = len(getattr(dut, stream_name).payload.as_value())
+        self.batch = batch
+        self.width = width = len(getattr(dut, stream_name).payload.as_value())
         super().__init__({
             "csr": In(CSRBusSignature()),
             "bp_thresh": In(8),
             "bp_seed": In(32),
             "bp_load": In(1),
-            "word": Out(width),
+            "word": Out(width * batch),
             "word_toggle": Out(1),
             "words": Out(32),
+            "buf": Out(width * batch),
+            "fill": Out(range(batch + 1)),
         })
 
     def elaborate(self, platform):
@@ -50,10 +57,17 @@ class StreamHarness(wiring.Component):
             m.d.sync += rnd.eq(x3)
 
         m.d.comb += out.ready.eq(rnd[:8] >= self.bp_thresh)
+        w, n = self.width, self.batch
+        shifted = (out.payload.as_value() << ((n - 1) * w)) | (self.buf >> w)
         with m.If(out.valid & out.ready):
-            m.d.sync += [
-                self.word.eq(out.payload),
-                self.word_toggle.eq(~self.word_toggle),
-                self.words.eq(self.words + 1),
-            ]
+            m.d.sync += self.words.eq(self.words + 1)
+            with m.If(self.fill == n - 1):
+                m.d.sync += [
+                    self.word.eq(shifted),
+                    self.word_toggle.eq(~self.word_toggle),
+                    self.fill.eq(0),
+                    self.buf.eq(0),
+                ]
+            with m.Else():
+                m.d.sync += [self.buf.eq(shifted), self.fill.eq(self.fill + 1)]
         return m

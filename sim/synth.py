@@ -7,7 +7,10 @@ Usage::
 Wraps the design in :class:`hw.platforms.BoardTop` (SPI-to-CSR bridge, PLL, LEDs, raw-stream
 fold register), builds it with the YoWASP (WebAssembly) builds of Yosys and nextpnr through
 Amaranth's ``platform.build``, and writes ``<out>/<target>/report.json`` and ``report.md``:
-utilisation (LUTs, FFs, BRAMs, DSPs and what the device has), post-route Fmax against the clock
+the design as built (``design``: name and array size, e.g. "trng 4x8, 8-bit codes"; the
+design's factory gets the target, so the TRNG is sized per FPGA, see
+``hw.trng_top.build_top_for_target``), utilisation (LUTs, FFs, BRAMs, DSPs and what the device
+has), post-route Fmax against the clock
 constraint, run time, peak memory of the largest tool process, and tool versions. Build products
 (logs included: ``<design>.rpt`` is the Yosys log, ``<design>.tim`` the nextpnr log) stay in
 ``<out>/<target>/build/``.
@@ -43,11 +46,12 @@ SCHEMA = 1
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "yowasp-cache"
 
-# Design name -> "module:factory"; the factory takes no argument and returns the component
-# (members csr: In(CSRBusSignature()), raw: Out(stream.Signature(...))). Resolved lazily so a
-# missing or broken design module only matters when that design is asked for.
+# Design name -> "module:factory"; the factory takes the target ("ice40" | "ecp5") and returns the
+# component (members csr: In(CSRBusSignature()), raw: Out(stream.Signature(...))), so a design can
+# be sized per FPGA (the TRNG's array is: hw.trng_top.TARGET_ARRAYS). Resolved lazily so a missing
+# or broken design module only matters when that design is asked for.
 DESIGNS = {
-    "trng": "hw.trng_top:build_default_top",
+    "trng": "hw.trng_top:build_top_for_target",
     "smoke": "hw.platforms:build_smoke_design",
 }
 
@@ -267,6 +271,28 @@ def resolve_design(name: str):
         raise SynthError(f"design {name!r}: {mod_name} has no {attr!r}") from None
 
 
+def describe_design(name: str, component) -> tuple[str, dict | None]:
+    """``(description, array)`` of a built design for the report.
+
+    The description names the array, e.g. ``"trng 4x8, 8-bit codes"`` (codes only for designs
+    with calibration codes, i.e. an emulator config; the window only when it is not the
+    ``ArrayConfig`` default); ``array`` holds the geometry fields, or None for a design without
+    an :class:`~model.blocks.config.ArrayConfig` ``cfg``.
+    """
+    from model.blocks.config import ArrayConfig   # noqa: PLC0415
+    cfg = getattr(component, "cfg", None)
+    if not isinstance(cfg, ArrayConfig):
+        return name, None
+    text = f"{name} {cfg.rows}x{cfg.cols}"
+    if getattr(component, "emu_cfg", None) is not None:
+        text += f", {cfg.code_width}-bit codes"
+        if cfg.window_log2 != ArrayConfig().window_log2:
+            text += f", window {cfg.window}"
+    array = {"rows": cfg.rows, "cols": cfg.cols, "code_width": cfg.code_width,
+             "window_log2": cfg.window_log2}
+    return text, array
+
+
 def check_target(target: str) -> str:
     if target not in TARGETS:
         raise SynthError(f"unknown target {target!r} (choose from: {', '.join(TARGETS)})")
@@ -369,9 +395,11 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
         (out_dir / stale).unlink(missing_ok=True)
     name = design
 
-    log(f"[synth] {target}: elaborating design {design!r} on {board.name}")
     platform = board.platform()
-    top = BoardTop(factory(), board)
+    component = factory(target)
+    description, array = describe_design(design, component)
+    log(f"[synth] {target}: elaborating design {description!r} on {board.name}")
+    top = BoardTop(component, board)
 
     env = tool_environment()
     log(f"[synth] tools: {env['YOSYS']}, {env['NEXTPNR_' + target.upper()]}; "
@@ -402,9 +430,11 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     if failed is not None and not parse_utilisation(tim):
         raise ToolFailed(f"build failed (exit status {failed.returncode}); logs: {rpt_path}, "
                          f"{tim_path}")
-    rep = make_report(target=target, design=design, device=device, board=board.name,
+    rep = make_report(target=target, design=description, device=device, board=board.name,
                       tim_text=tim, rpt_text=rpt, f_sync_hz=top.f_sync_hz,
                       partial=failed is not None)
+    rep["design_name"] = design
+    rep["array"] = array
     rep["pll"] = {k: (round(v) if isinstance(v, float) else v) for k, v in top.pll.items()}
     rep["seconds"] = round(time.monotonic() - t_start, 2)
     rep["seconds_build"] = round(seconds_build, 2)
@@ -425,9 +455,9 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
            f"{rep['dsps']} DSPs"
     if failed is not None:
         why = "; ".join(rep["errors"]) or f"exit status {failed.returncode}"
-        raise ToolFailed(f"{target}/{design}: build failed{'' if rep['fits'] else ' (does not fit)'}"
+        raise ToolFailed(f"{target}/{description}: build failed{'' if rep['fits'] else ' (does not fit)'}"
                          f": {util}; {why}; report {out_dir / 'report.json'}")
-    log(f"[synth] {target}/{design}: {util}; Fmax {rep['fmax_mhz']:.2f} MHz vs "
+    log(f"[synth] {target}/{description}: {util}; Fmax {rep['fmax_mhz']:.2f} MHz vs "
         f"{rep['constraint_mhz']:.2f} MHz ({'met' if rep['timing_met'] else 'NOT met'}); "
         f"{rep['seconds']:.1f} s")
     return rep

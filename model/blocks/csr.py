@@ -7,6 +7,9 @@ addresses of 32-bit registers.
 Bus (``hw/csr.py``, ``CSRBusSignature``): ``addr`` (8 bits), ``w_stb``, ``w_data`` (32), ``r_data``
 (32). A write takes effect at the clock edge where ``w_stb`` is high. ``r_data`` is registered:
 it shows the register addressed in the previous cycle.
+
+``CELL_SEL_SETTLE_CYCLES``: cycles after a CELL_SEL or CELL_OFFSET write before CELL_CODE,
+CELL_ALARM and CELL_OFFSET read back the new cell (the per-cell reads are pipelined).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass
 
 ID_VALUE = 0x53504446  # ASCII "SPDF"
+CELL_SEL_SETTLE_CYCLES = 4
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,10 @@ REGS: tuple[Reg, ...] = (
         "EmulatorConfig.seed)."),
     Reg("CELL_SEL", 0x14, "rw", "Selects the cell seen through CELL_*: index = row * cols + col.",
         (Field("index", 0, 16, "cell index"),), reset=0),
-    Reg("CELL_CODE", 0x18, "ro", "Calibrated amplitude code of the selected cell."),
-    Reg("CELL_ALARM", 0x1C, "ro", "Sticky code-saturation alarm of the selected cell.",
+    Reg("CELL_CODE", 0x18, "ro", "Calibrated amplitude code of the selected cell (valid from "
+        "the 4th cycle after the CELL_SEL write: the controller's cell read is pipelined).",),
+    Reg("CELL_ALARM", 0x1C, "ro", "Sticky code-saturation alarm of the selected cell (same "
+        "latency as CELL_CODE).",
         (Field("alarm", 0, 1, "code hit 0 or max while calibration still pushed it"),)),
     Reg("CELL_OFFSET", 0x20, "rw", "Emulator only: signed code offset of the selected cell "
         "(device-to-device V50 spread); sign-extended on read."),
