@@ -43,13 +43,14 @@ class TRNGChecker:
         self.enough = Event()
         self.csr = None
 
-    async def setup(self, bp_thresh: int, random_offsets: bool, emu_seed: int | None = None):
+    async def setup(self, bp_thresh: int, random_offsets: bool, emu_seed: int | None = None,
+                    bp_seed: int | None = None):
         dut, cfg, ecfg = self.dut, self.cfg, self.ecfg
         await start(dut)
         cocotb.start_soon(self._monitor())
         self.csr = csr = CSR(dut)
         dut.bp_load.value = 1
-        dut.bp_seed.value = int(self.rng.integers(1, 2**32))
+        dut.bp_seed.value = int(self.rng.integers(1, 2**32)) if bp_seed is None else bp_seed
         dut.bp_thresh.value = int(bp_thresh)
         await ClockCycles(dut.clk, 1)
         dut.bp_load.value = 0

@@ -46,13 +46,15 @@ def run_pysim(ecfg: EmulatorConfig, emu_seed: int, bp_seed: int, bp_thresh: int,
         t0 = time.perf_counter()
         cycles = 0
         toggle = ctx.get(dut.word_toggle)
+        w, mask = dut.width, (1 << dut.width) - 1
         while len(words) < n_words:
             await ctx.tick()
             cycles += 1
             t = ctx.get(dut.word_toggle)
             if t != toggle:
                 toggle = t
-                words.append(ctx.get(dut.word))
+                batch = ctx.get(dut.word)
+                words.extend((batch >> (i * w)) & mask for i in range(dut.batch))
         result["cycles"] = cycles
         result["seconds"] = time.perf_counter() - t0
 

@@ -21,29 +21,6 @@ from sim.meta import ROOT, provenance
 OUT = ROOT / "build" / "sim"
 
 
-def cell_probabilities(codes: np.ndarray, offsets: np.ndarray, table: np.ndarray,
-                       prob_bits: int) -> np.ndarray:
-    """Exact switching probability of every cell at its code (the emulator's own table)."""
-    cmax = len(table) - 1
-    idx = np.clip(codes + offsets.reshape(codes.shape[-2:]), 0, cmax)
-    return table[idx] / float(1 << prob_bits)
-
-
-def convergence_windows(p_history: np.ndarray, tol: float) -> int | None:
-    """First window index after which every cell stays within 0.5 +- tol (None: never)."""
-    ok = np.all(np.abs(p_history - 0.5) <= tol, axis=(1, 2))
-    for k in range(len(ok)):
-        if ok[k:].all():
-            return k
-    return None
-
-
-def window_tolerance(window: int, z: float = 3.0) -> float:
-    """Tolerance on p from the window length: z standard deviations of one window's estimate of
-    p = 1/2 (binomial: sqrt(p(1-p)/W) = 1/(2 sqrt(W)))."""
-    return z * 0.5 / np.sqrt(window)
-
-
 def plots(out: Path, cfg, data, p_history, tol) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -115,6 +92,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
 
+    from model.blocks.emulator import MTJArrayEmulator
+    from model.blocks.mtj_array import convergence_windows, window_tolerance
     from model.devices.plots import write_device_plots
     from model.io import atomic_write_json, atomic_write_text
     from hw.trng_top import MTJTRNGTop
@@ -137,9 +116,9 @@ def main(argv=None) -> int:
     data = dict(np.load(npz))
 
     print("[sim] 3/3 maps, histograms, report")
-    offsets = np.asarray(ecfg.offsets).reshape(cfg.rows, cfg.cols)
-    table = np.asarray(ecfg.table)
-    p_history = cell_probabilities(data["code_history"], offsets, table, ecfg.prob_bits)
+    emu = MTJArrayEmulator(ecfg)
+    p_history = np.array([emu.probability(np.arange(cfg.rows), codes)
+                          for codes in data["code_history"]])
     tol = window_tolerance(cfg.window)
     k = convergence_windows(p_history, tol)
     pngs, emp_first, emp_last = plots(out, cfg, data, p_history, tol)
@@ -185,7 +164,7 @@ def main(argv=None) -> int:
         "",
     ]
     atomic_write_text(out / "report.md", "\n".join(md))
-    print("\n".join(md[2:5]))
+    print("\n".join(md[2:6]))
     print(f"[sim] wrote {out.relative_to(ROOT)}/report.json, report.md and {len(pngs) + len(device_pngs)} plots")
     return 0
 

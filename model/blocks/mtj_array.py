@@ -144,3 +144,43 @@ class MTJArrayController:
             r = self.next_row
             words.append(self.capture(array_fn(r, self.amps_for_next_row())))
         return words
+
+
+def window_tolerance(window: int, z: float = 3.0) -> float:
+    """Tolerance on a calibrated cell's p, from the window length alone.
+
+    One window estimates p from W trials; at p = 1/2 its standard deviation is
+    sqrt(p(1-p)/W) = 1/(2 sqrt(W)). The loop cannot hold a cell closer than its own measurement
+    noise, so the tolerance is ``z`` of those standard deviations.
+    """
+    if window < 1:
+        raise ValueError(f"window = {window}: must be >= 1")
+    return z * 0.5 / float(np.sqrt(window))
+
+
+def convergence_windows(p_history, tol: float) -> int | None:
+    """First window index k such that every cell stays within 0.5 +- tol from k on.
+
+    ``p_history``: shape (windows + 1, rows, cols), each cell's exact p after each window (index
+    0 is before calibration). Returns None when the last snapshot is still outside.
+    """
+    ok = np.all(np.abs(np.asarray(p_history) - 0.5) <= tol, axis=tuple(range(1, np.ndim(p_history))))
+    if not ok[-1]:
+        return None
+    bad = np.flatnonzero(~ok)
+    return int(bad[-1] + 1) if bad.size else 0
+
+
+def calibrate(ctrl: MTJArrayController, array, windows: int) -> np.ndarray:
+    """Run ``windows`` calibration windows of ``ctrl`` against ``array`` (an object with
+    ``trial(row, amps)`` and ``probability(rows, amps)``, e.g. the emulator twin).
+
+    Returns each cell's exact p after every window, shape (windows + 1, rows, cols).
+    """
+    cfg = ctrl.cfg
+    rows = np.arange(cfg.rows)
+    history = [array.probability(rows, ctrl.codes)]
+    for _ in range(windows):
+        ctrl.run(cfg.window * cfg.rows, array.trial)
+        history.append(array.probability(rows, ctrl.codes))
+    return np.array(history)
