@@ -136,3 +136,111 @@ class EmulatorConfig:
         lim = 1 << (self.offset_width - 1)
         for i, v in enumerate(self.offsets):
             check_int(o, f"offsets[{i}]", v, -lim, lim - 1)
+
+
+def _check_float(owner: str, name: str, value, lo: float, hi: float, lo_open: bool = False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        (lo < value if lo_open else lo <= value) and value <= hi)
+    if not ok:
+        left = "(" if lo_open else "["
+        raise ValueError(f"{owner}.{name} = {value!r}: out of range, allowed {left}{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """Per-cell health tests on the raw bits (NIST SP 800-90B §4.4 plus a lag-1 test).
+
+    Attributes
+    ----------
+    min_entropy:
+        H, the declared min-entropy per raw bit, in (0, 1].
+    alpha_log2:
+        False-alarm probability per test decision α = 2**alpha_log2; SP 800-90B allows
+        2**-20 ... 2**-40, so alpha_log2 in [-40, -20].
+    apt_window:
+        W of the adaptive proportion test, samples per cell (1024 for binary sources).
+    corr_window:
+        Samples per cell in one window of the lag-1 (transition count) test.
+    holdback:
+        Samples per cell held back before release (0 = off); see docs/trng-readout.md.
+    """
+
+    array: ArrayConfig
+    min_entropy: float = 0.5
+    alpha_log2: int = -30
+    apt_window: int = 1024
+    corr_window: int = 1024
+    holdback: int = 0
+
+    def __post_init__(self):
+        o = "HealthConfig"
+        _check_float(o, "min_entropy", self.min_entropy, 0.0, 1.0, lo_open=True)
+        check_int(o, "alpha_log2", self.alpha_log2, -40, -20)
+        check_int(o, "apt_window", self.apt_window, 16, 65536)
+        check_int(o, "corr_window", self.corr_window, 16, 65536)
+        check_int(o, "holdback", self.holdback, 0, 65536)
+
+
+@dataclass(frozen=True)
+class ConditionerConfig:
+    """Conditioning and packing. Mode and k are run-time (CSR); these are the build limits.
+
+    Attributes
+    ----------
+    max_fold:
+        Largest XOR-fold factor k accepted at run time (k in [1, max_fold]).
+    word_bits:
+        W, bits per packed output word.
+    """
+
+    array: ArrayConfig
+    max_fold: int = 8
+    word_bits: int = 32
+
+    def __post_init__(self):
+        o = "ConditionerConfig"
+        check_int(o, "max_fold", self.max_fold, 1, 64)
+        check_int(o, "word_bits", self.word_bits, 8, 64)
+
+
+@dataclass(frozen=True)
+class GaussConfig:
+    """Gaussian generator on packed words, output in signed fixed point Q(int_bits).(frac_bits).
+
+    Attributes
+    ----------
+    word_bits:
+        W of the input words (the packer's).
+    cbd_bits:
+        K: bits per centred-binomial sample; must divide W.
+    uniform_bits:
+        U: bits per uniform in the sum-of-12 mode; must divide W.
+    int_bits, frac_bits:
+        Output format Qm.n: a signed (1 + int_bits + frac_bits)-bit two's-complement number with
+        value ``raw / 2**frac_bits``.
+    """
+
+    word_bits: int = 32
+    cbd_bits: int = 32
+    uniform_bits: int = 16
+    int_bits: int = 4
+    frac_bits: int = 11
+
+    def __post_init__(self):
+        o = "GaussConfig"
+        check_int(o, "word_bits", self.word_bits, 8, 64)
+        check_int(o, "cbd_bits", self.cbd_bits, 2, self.word_bits)
+        if self.word_bits % self.cbd_bits:
+            raise ValueError(f"GaussConfig.cbd_bits = {self.cbd_bits}: must divide "
+                             f"word_bits = {self.word_bits}")
+        check_int(o, "uniform_bits", self.uniform_bits, 1, self.word_bits)
+        if self.word_bits % self.uniform_bits:
+            raise ValueError(f"GaussConfig.uniform_bits = {self.uniform_bits}: must divide "
+                             f"word_bits = {self.word_bits}")
+        check_int(o, "int_bits", self.int_bits, 2, 8)
+        check_int(o, "frac_bits", self.frac_bits, 1, 24)
+
+    @property
+    def sample_bits(self) -> int:
+        """Width of one output sample (sign + integer + fraction)."""
+        return 1 + self.int_bits + self.frac_bits
