@@ -239,8 +239,9 @@ class SmokeDesign(wiring.Component):
         return m
 
 
-def build_smoke_design() -> SmokeDesign:
-    """Factory used by ``sim/synth.py`` for ``--design smoke``."""
+def build_smoke_design(target: str | None = None) -> SmokeDesign:
+    """Factory used by ``sim/synth.py`` for ``--design smoke``: the same 8 x 8 stand-in for every
+    target (``target`` is accepted for the factory interface and not used)."""
     return SmokeDesign(ArrayConfig())
 
 
@@ -419,7 +420,12 @@ class BoardTop(Elaboratable):
             local.eq((bus.addr == RAW_COUNT_ADDR) | (bus.addr == RAW_FOLD_ADDR)),
             design.csr.addr.eq(bus.addr),
             design.csr.w_data.eq(bus.w_data),
-            design.csr.w_stb.eq(bus.w_stb & ~local),   # writes to board registers are ignored
+            # Writes to board registers are ignored. Gated with the *registered* selector: the
+            # bridge holds `addr` from a frame's 16th bit and strobes w_stb only after its 48th, so
+            # local_q == local whenever w_stb is high, and the board's address compare stays off
+            # the design's write-decode path (on the iCE40 that path ends in the clock enable of
+            # every emulator generator, through a global buffer, and limits Fmax).
+            design.csr.w_stb.eq(bus.w_stb & ~local_q),
             bus.r_data.eq(local_q.as_unsigned().replicate(32) & local_r |
                           ~local_q.as_unsigned().replicate(32) & design.csr.r_data),
         ]

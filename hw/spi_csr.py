@@ -1,5 +1,8 @@
 """SPI (mode 0) slave that turns 48-bit frames into CSR bus reads and writes.
 
+Bit-exact twin: ``model.blocks.spi_csr.SPICSRBridge`` (frame in, MISO bits and bus writes out),
+which also holds the frame encoder :func:`spi_frame` and the format constants.
+
 This is how a board talks to a spindiff design: a host (microcontroller, FTDI, Raspberry Pi) is
 the SPI master, the FPGA the slave. It also keeps every CSR input of a design driven by pins in
 synthesis, so yosys cannot constant-fold register logic away.
@@ -50,46 +53,10 @@ from amaranth.lib.wiring import In, Out
 
 from hw.csr import CSRBusSignature
 
-FRAME_BITS = 48
-HEADER_BITS = 16
-DATA_BITS = 32
-WRITE_FLAG = 0x80
-
-
-def spi_frame(write: bool, addr: int, data: int = 0) -> list[int]:
-    """MOSI bits (MSB first, 48 of them) of one frame, the Python model of the format above.
-
-    Parameters
-    ----------
-    write:
-        True for a write frame, False for a read frame.
-    addr:
-        CSR byte address, 0..255.
-    data:
-        32-bit write data (sent also for reads, where the slave ignores it), 0..2**32-1.
-    """
-    if not isinstance(addr, int) or not 0 <= addr <= 0xFF:
-        raise ValueError(f"spi_frame: addr = {addr!r}: out of range, allowed [0, 255]")
-    if not isinstance(data, int) or not 0 <= data <= 0xFFFF_FFFF:
-        raise ValueError(f"spi_frame: data = {data!r}: out of range, allowed [0, 2**32 - 1]")
-    word = ((WRITE_FLAG if write else 0) << 40) | (addr << 32) | data
-    return [(word >> (FRAME_BITS - 1 - i)) & 1 for i in range(FRAME_BITS)]
-
-
-def frame_word(bits) -> int:
-    """Integer value of a bit sequence sent or received MSB first."""
-    word = 0
-    for b in bits:
-        word = (word << 1) | (int(b) & 1)
-    return word
-
-
-def miso_data(bits) -> int:
-    """The register value carried by the 48 MISO bits of a frame (its last 32 bits)."""
-    bits = list(bits)
-    if len(bits) != FRAME_BITS:
-        raise ValueError(f"miso_data: got {len(bits)} bits, a frame has {FRAME_BITS}")
-    return frame_word(bits[HEADER_BITS:])
+# The frame format and its Python encoder/decoder are defined once, in the bit-level twin
+# (model/blocks/spi_csr.py); re-exported here for the benches and host-side scripts.
+from model.blocks.spi_csr import (  # noqa: E402,F401  (re-exports)
+    DATA_BITS, FRAME_BITS, HEADER_BITS, WRITE_FLAG, frame_word, miso_data, spi_frame)
 
 
 class SPICSRBridge(wiring.Component):

@@ -129,5 +129,48 @@ def default_emulator_config(cfg: ArrayConfig | None = None, seed: int = 1,
 
 
 def build_default_top() -> MTJTRNGTop:
-    """The design that ``make synth`` builds: an 8 x 8 array with 8-bit codes."""
+    """The full-size TRNG top: an 8 x 8 array with 8-bit codes (all ``ArrayConfig`` defaults).
+
+    ``make synth`` goes through :func:`build_top_for_target`, which picks the array per FPGA
+    (this one for the ECP5).
+    """
     return MTJTRNGTop(default_emulator_config())
+
+
+# Array per FPGA target for ``make synth`` (see build_top_for_target). Only the fields that differ
+# from the ArrayConfig defaults are listed.
+TARGET_ARRAYS = {
+    "ice40": {"rows": 8, "cols": 4},
+    "ecp5": {},
+}
+
+
+def target_array_config(target: str) -> ArrayConfig:
+    """The :class:`ArrayConfig` that :func:`build_top_for_target` uses for ``target``."""
+    if target not in TARGET_ARRAYS:
+        raise ValueError(f"target = {target!r}: no TRNG array defined, allowed "
+                         f"{sorted(TARGET_ARRAYS)}")
+    return ArrayConfig(**TARGET_ARRAYS[target])
+
+
+def build_top_for_target(target: str) -> MTJTRNGTop:
+    """The design that ``make synth`` builds for ``target`` (``sim/synth.py``'s ``trng``).
+
+    The array size is a per-FPGA choice, made explicit here (``TARGET_ARRAYS``):
+
+    * ``"ecp5"`` (ULX3S, LFE5U-25F, 100 MHz): the default 8 x 8 array, 8-bit codes -- the same
+      design as :func:`build_default_top`. It uses about a quarter of the device.
+    * ``"ice40"`` (iCEBreaker, iCE40UP5K, 48 MHz): 8 x 4 cells, 8-bit codes, all other
+      ``ArrayConfig`` fields at their defaults (window 2**6 trials). Measured (yowasp-nextpnr,
+      UP5K = 5280 logic cells): 8 x 8 needs ~7350 LCs (139 %), 4 x 8 ~6110 (116 %), 8 x 4 ~4130
+      (78 %), 4 x 4 ~3430 (65 %). Each column costs ~520 LCs (its xoshiro128++ generator, the
+      table BRAM and the per-column pipelines of emulator and calibration), each cell only ~40
+      (code, ones counter, alarm and offset registers with their muxes), so keeping 4 columns
+      and all 8 rows is the largest array (32 cells) that fits with margin. The raw word is
+      then 4 bits per row. 48 MHz is *not* met by any of these sizes with the current RTL
+      (~37-38 MHz): the critical paths are in the register bank / emulator / controller
+      control logic, not in the array size (see ``build/synth/ice40/report.json``).
+
+    Raises ``ValueError`` for an unknown target.
+    """
+    return MTJTRNGTop(default_emulator_config(target_array_config(target)))

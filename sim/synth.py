@@ -21,7 +21,8 @@ the duration of the build. YoWASP compiles each tool's WebAssembly on first use 
 
 Exit status: 0 on a completed build (also when timing fails: see ``timing_met``), 1 when a tool
 fails (when nextpnr got as far as packing, e.g. a design that does not fit, ``report.json`` is
-still written, with ``status: "failed"``, ``fits`` and the utilisation), 2 on bad input (unknown target or design), with one error line and no traceback.
+still written, with ``status: "failed"``, ``fits`` and the utilisation), 2 on bad input (unknown
+target or design), with one error line and no traceback.
 """
 
 from __future__ import annotations
@@ -277,10 +278,12 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     The description names the array, e.g. ``"trng 4x8, 8-bit codes"`` (codes only for designs
     with calibration codes, i.e. an emulator config; the window only when it is not the
     ``ArrayConfig`` default); ``array`` holds the geometry fields, or None for a design without
-    an :class:`~model.blocks.config.ArrayConfig` ``cfg``.
+    an :class:`~model.blocks.config.ArrayConfig` (``cfg`` or ``array_cfg`` attribute).
     """
     from model.blocks.config import ArrayConfig   # noqa: PLC0415
     cfg = getattr(component, "cfg", None)
+    if not isinstance(cfg, ArrayConfig):
+        cfg = getattr(component, "array_cfg", None)     # SmokeDesign's name for it
     if not isinstance(cfg, ArrayConfig):
         return name, None
     text = f"{name} {cfg.rows}x{cfg.cols}"
@@ -455,8 +458,9 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
            f"{rep['dsps']} DSPs"
     if failed is not None:
         why = "; ".join(rep["errors"]) or f"exit status {failed.returncode}"
-        raise ToolFailed(f"{target}/{description}: build failed{'' if rep['fits'] else ' (does not fit)'}"
-                         f": {util}; {why}; report {out_dir / 'report.json'}")
+        fit = "" if rep["fits"] else " (does not fit)"
+        raise ToolFailed(f"{target}/{description}: build failed{fit}: {util}; {why}; "
+                         f"report {out_dir / 'report.json'}")
     log(f"[synth] {target}/{description}: {util}; Fmax {rep['fmax_mhz']:.2f} MHz vs "
         f"{rep['constraint_mhz']:.2f} MHz ({'met' if rep['timing_met'] else 'NOT met'}); "
         f"{rep['seconds']:.1f} s")

@@ -19,6 +19,8 @@ from hw.platforms import (BOARDS, RAW_COUNT_ADDR, RAW_FOLD_ADDR, BoardTop, Smoke
 from hw.spi_csr import miso_data, spi_frame
 from model.blocks import csr as regmap
 from model.blocks.config import ArrayConfig
+from hw.trng_top import (MTJTRNGTop, build_top_for_target, default_emulator_config,
+                         target_array_config)
 from sim import synth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -307,6 +309,64 @@ def test_resolve_design_reports_missing_module(monkeypatch):
         synth.resolve_design("ghost2")
 
 
+# ------------------------------------------------------------------------------------------------
+# Per-target design choice (hw.trng_top.build_top_for_target) and what the report says about it
+
+def _unused(component):
+    component._MustUse__silence = True      # built to inspect, never elaborated
+    return component
+
+
+def test_trng_factory_sizes_the_array_per_target():
+    defaults = ArrayConfig()
+    ecp5 = _unused(build_top_for_target("ecp5"))
+    assert ecp5.cfg == defaults, "ECP5 builds the default 8 x 8 array"
+    ice40 = _unused(build_top_for_target("ice40"))
+    assert ice40.cfg.cells < defaults.cells, "the UP5K gets a smaller array"
+    assert ice40.cfg.code_width == defaults.code_width == 8
+    # Everything but the geometry (and, if ever needed, the window) stays at the defaults.
+    for f in ("reset_cycles", "pulse_cycles", "deadband", "step_shift", "code_init"):
+        assert getattr(ice40.cfg, f) == getattr(defaults, f), f
+    assert ice40.cfg == target_array_config("ice40")
+    with pytest.raises(ValueError, match="target"):
+        build_top_for_target("xc7")
+
+
+def test_describe_design_names_the_array():
+    for target in synth.TARGETS:
+        cfg = target_array_config(target)
+        text, array = synth.describe_design("trng", _unused(build_top_for_target(target)))
+        assert text.startswith(f"trng {cfg.rows}x{cfg.cols}, {cfg.code_width}-bit codes"), text
+        assert array == {"rows": cfg.rows, "cols": cfg.cols, "code_width": cfg.code_width,
+                         "window_log2": cfg.window_log2}
+    small_window = ArrayConfig(rows=2, cols=3, window_log2=4, step_shift=2)
+    text, _ = synth.describe_design(
+        "trng", _unused(MTJTRNGTop(default_emulator_config(small_window))))
+    assert text == "trng 2x3, 8-bit codes, window 16"
+    smoke = _unused(SmokeDesign(ArrayConfig(rows=3, cols=5)))
+    assert synth.describe_design("smoke", smoke) == ("smoke 3x5", {
+        "rows": 3, "cols": 5, "code_width": 8, "window_log2": 6})
+    assert synth.describe_design("x", object()) == ("x", None)
+
+
+def test_run_synth_passes_the_target_to_the_factory(monkeypatch, tmp_path):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def factory(target):
+        seen.append(target)
+        raise Stop
+
+    assert synth.resolve_design("trng") is build_top_for_target
+    monkeypatch.setattr(synth, "resolve_design", lambda name: factory)
+    for target in synth.TARGETS:
+        with pytest.raises(Stop):
+            synth.run_synth(target, "trng", tmp_path, log=lambda *a: None)
+    assert seen == list(synth.TARGETS)
+
+
 def test_environment_is_process_local():
     before = os.environ.get("YOSYS")
     with synth.patched_environ({"YOSYS": "sentinel-yosys"}):
@@ -334,7 +394,10 @@ def test_real_ice40_smoke_build(ice40_smoke):
     for k in ("target", "device", "design", "luts", "ffs", "brams", "dsps", "fmax_mhz",
               "constraint_mhz", "luts_available", "seconds", "tools", "schema"):
         assert k in rep, k
-    assert rep["target"] == "ice40" and rep["design"] == "smoke" and rep["status"] == "ok"
+    cfg = ArrayConfig()
+    assert rep["target"] == "ice40" and rep["design_name"] == "smoke" and rep["status"] == "ok"
+    assert rep["design"] == f"smoke {cfg.rows}x{cfg.cols}"
+    assert rep["array"]["rows"] == cfg.rows and rep["array"]["cols"] == cfg.cols
     assert rep["fits"] is True
     assert 0 < rep["luts"] <= rep["luts_available"]
     assert 0 < rep["ffs"] and rep["fmax_mhz"] > 0
