@@ -5,8 +5,12 @@ its Amaranth signature. Seen from the register bank:
 
 - ``addr`` (8 bits, byte address of a 32-bit register), ``w_stb`` (1), ``w_data`` (32): a write
   takes effect at the clock edge where ``w_stb`` is high;
-- ``r_data`` (32): registered, it shows the register addressed in the previous cycle (latency 1).
+- ``r_data`` (32): it shows the register addressed two cycles earlier (``CSR_READ_LATENCY``):
+  the bank registers the address, then the read data. The extra cycle keeps the address decode and
+  the wide read multiplexer in separate cycles (on the iCE40 they were the critical path together).
 """
+
+CSR_READ_LATENCY = 2
 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out

@@ -210,7 +210,15 @@ class MTJArrayEmulator(wiring.Component):
             m.submodules[f"table{c}"] = table = Memory(shape=unsigned(U), depth=1 << cw,
                                                        init=cfg.table)
             rp = table.read_port(domain="sync")
-            m.d.comb += rp.addr.eq(idx)
+            if a.pulse_cycles >= 2:
+                # amp is constant for the whole pulse, so with two or more pulse cycles the
+                # index can be registered once before the block-RAM address: the add and clamp
+                # then have a cycle of their own (the ECP5/iCE40 critical path otherwise).
+                idx_q = Signal(cw, name=f"idx_q{c}")
+                m.d.sync += idx_q.eq(idx)
+                m.d.comb += rp.addr.eq(idx_q)
+            else:
+                m.d.comb += rp.addr.eq(idx)
 
             # The scrambler output rotl(s0 + s3, 7) + s0 is recomputed here as a two-stage
             # pipeline (one 32-bit add per stage) instead of using gen.out combinationally:

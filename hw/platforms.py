@@ -176,8 +176,8 @@ class SmokeDesign(wiring.Component):
 
     Registers (addresses from ``model/blocks/csr.py``, subset): ID (ro, ``ID_VALUE``), GEOMETRY
     (ro), CTRL (rw; only ``enable`` is kept, other bits read 0), ROWS_SENSED (ro: words delivered),
-    CYCLES (ro). Other addresses read 0, writes to them are ignored. ``r_data`` is registered
-    (latency 1), as the CSR bus requires.
+    CYCLES (ro). Other addresses read 0, writes to them are ignored. ``r_data`` has the CSR
+    bus's read latency (2).
 
     Stream: while CTRL.enable is set, ``raw.valid`` is high; word k (k = words delivered so far)
     has ``row = k mod rows`` and ``bits = k mod 2**cols``. Back-pressure holds the word (valid
@@ -208,8 +208,10 @@ class SmokeDesign(wiring.Component):
         with m.If(self.csr.w_stb & (self.csr.addr == regmap.addr("CTRL"))):
             m.d.sync += enable.eq(self.csr.w_data[regmap.field("CTRL", "enable").lsb])
 
-        # Registered read mux (latency 1).
-        with m.Switch(self.csr.addr):
+        # Read mux with the bus's latency 2: registered address, registered data.
+        addr_q = Signal(8)
+        m.d.sync += addr_q.eq(self.csr.addr)
+        with m.Switch(addr_q):
             with m.Case(regmap.addr("ID")):
                 m.d.sync += self.csr.r_data.eq(regmap.ID_VALUE)
             with m.Case(regmap.addr("GEOMETRY")):
@@ -263,7 +265,7 @@ class BoardTop(Elaboratable):
     f_heartbeat_hz:
         Approximate heartbeat LED blink rate (the divider is a power of two).
 
-    Latency: register reads through the board's own mux keep the bus's 1-cycle ``r_data``
+    Latency: register reads through the board's own mux keep the bus's 2-cycle ``r_data``
     latency. ``raw`` is never back-pressured (ready is held high).
     """
 
@@ -410,8 +412,8 @@ class BoardTop(Elaboratable):
             ]
 
         # -- CSR interconnect: the board answers BOARD_ADDRS, everything else goes to the design.
-        # r_data keeps the 1-cycle latency: the board's own read data is registered here, and the
-        # selector is registered alongside, so the mux picks the source addressed one cycle ago.
+        # r_data keeps the bus latency (2): the board's own read data is registered twice here, and
+        # the selector alongside, so the mux picks the source addressed two cycles ago.
         bus = bridge.bus
         local = Signal()
         local_q = Signal()
@@ -429,7 +431,8 @@ class BoardTop(Elaboratable):
             bus.r_data.eq(local_q.as_unsigned().replicate(32) & local_r |
                           ~local_q.as_unsigned().replicate(32) & design.csr.r_data),
         ]
-        m.d.sync += local_q.eq(local)
+        local_q1 = Signal()
+        m.d.sync += [local_q1.eq(local), local_q.eq(local_q1)]
 
         # -- raw stream: always ready, counted and folded.
         raw = design.raw
@@ -446,10 +449,13 @@ class BoardTop(Elaboratable):
                 fold.eq(Cat(fold[31], fold[:31]) ^ chunk_xor),
                 count.eq(count + 1),
             ]
+        # Latency 2 like the design's bank: registered address, then registered data.
+        addr_q = Signal(8)
+        m.d.sync += addr_q.eq(bus.addr)
         m.d.sync += local_r.eq(0)
-        with m.If(bus.addr == RAW_FOLD_ADDR):
+        with m.If(addr_q == RAW_FOLD_ADDR):
             m.d.sync += local_r.eq(fold)
-        with m.Elif(bus.addr == RAW_COUNT_ADDR):
+        with m.Elif(addr_q == RAW_COUNT_ADDR):
             m.d.sync += local_r.eq(count)
 
         # -- LEDs: 0 heartbeat, 1 raw activity (stretched), 2 running, 3 alarm (when present).

@@ -31,8 +31,9 @@ frame state whatever SCLK does.
 Timing (all pins pass through 2-FF synchronisers into ``sync``; ``T`` = one ``sync`` period):
 
 - each SCLK phase (high and low) must last more than 2 T, i.e. f_sclk < f_clk / 4, for frames to
-  be received (writes); the high phase must also span 2 samples so that the addressed register's
-  value (registered ``r_data``) is ready when the first data bit is loaded;
+  be received (writes); for reads the high phase after the 16th bit must also span
+  ``CSR_READ_LATENCY + 1`` samples (3 T with the spindiff bank's latency 2) so that the addressed
+  register's value is on ``r_data`` when the first data bit is loaded;
 - for reads, the SCLK low phase must last more than 4 T: MISO changes 3 T (+ up to 1 T of
   synchroniser uncertainty) after the falling edge (synchroniser, edge detect, output
   register). With a 50 % duty cycle: f_sclk < f_clk / 8 (e.g. < 6 MHz at 48 MHz).

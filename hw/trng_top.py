@@ -3,7 +3,7 @@
 The register map is ``model.blocks.csr.REGS``; the array-path contract is ``docs/mtj-array.md``.
 """
 
-from amaranth.hdl import Module, Signal, Cat
+from amaranth.hdl import C, Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -26,7 +26,7 @@ class MTJTRNGTop(wiring.Component):
     Members
     -------
     csr : ``In(CSRBusSignature())``
-        Register bus (read latency 1 cycle).
+        Register bus (read latency 2 cycles).
     raw : ``Out(stream.Signature(raw_word_layout(cfg)))``
         Raw sensed row words, in sensing order. Back-pressure holds the controller between rows;
         no word is lost or repeated.
@@ -72,46 +72,54 @@ class MTJTRNGTop(wiring.Component):
             m.d.sync += seed.eq(bus.w_data)
         with m.If(hit("CELL_SEL")):
             m.d.sync += cell_sel.eq(bus.w_data[:16])
+        # Strobes are registered: the bus address decode then drives no logic deep inside the
+        # blocks in the same cycle (it was the iCE40 critical path into the controller's state
+        # enable). Software reseeds with CTRL.enable clear, so one cycle of delay is harmless.
+        clear_alarms = Signal()
+        reseed = Signal()
+        m.d.sync += [
+            clear_alarms.eq(hit("CTRL") & bus.w_data[ctrl_f["clear_alarms"].lsb]),
+            reseed.eq(hit("CTRL") & bus.w_data[ctrl_f["reseed"].lsb]),
+        ]
         m.d.comb += [
             ctrl.enable.eq(enable),
             ctrl.cal_enable.eq(cal_enable),
-            ctrl.clear_alarms.eq(hit("CTRL") & bus.w_data[ctrl_f["clear_alarms"].lsb]),
+            ctrl.clear_alarms.eq(clear_alarms),
             ctrl.cell_sel.eq(cell_sel),
             emu.seed.eq(seed),
-            emu.reseed.eq(hit("CTRL") & bus.w_data[ctrl_f["reseed"].lsb]),
+            emu.reseed.eq(reseed),
             emu.offset_sel.eq(cell_sel),
             emu.offset_wdata.eq(bus.w_data[:ecfg.offset_width]),
             emu.offset_we.eq(hit("CELL_OFFSET")),
         ]
 
-        # Reads: registered, one cycle of latency.
-        status = Cat(ctrl.running, emu.port.ready, ctrl.alarm_any)
-        with m.Switch(bus.addr):
-            with m.Case(regs.addr("ID")):
-                m.d.sync += bus.r_data.eq(regs.ID_VALUE)
-            with m.Case(regs.addr("GEOMETRY")):
-                m.d.sync += bus.r_data.eq(cfg.rows | (cfg.cols << 16))
-            with m.Case(regs.addr("CTRL")):
-                m.d.sync += bus.r_data.eq((enable << ctrl_f["enable"].lsb)
-                                          | (cal_enable << ctrl_f["cal_enable"].lsb))
-            with m.Case(regs.addr("STATUS")):
-                m.d.sync += bus.r_data.eq(status)
-            with m.Case(regs.addr("SEED")):
-                m.d.sync += bus.r_data.eq(seed)
-            with m.Case(regs.addr("CELL_SEL")):
-                m.d.sync += bus.r_data.eq(cell_sel)
-            with m.Case(regs.addr("CELL_CODE")):
-                m.d.sync += bus.r_data.eq(ctrl.cell_code)
-            with m.Case(regs.addr("CELL_ALARM")):
-                m.d.sync += bus.r_data.eq(ctrl.cell_alarm)
-            with m.Case(regs.addr("CELL_OFFSET")):
-                m.d.sync += bus.r_data.eq(emu.offset_rdata.as_signed())
-            with m.Case(regs.addr("ROWS_SENSED")):
-                m.d.sync += bus.r_data.eq(ctrl.rows_sensed)
-            with m.Case(regs.addr("CYCLES")):
-                m.d.sync += bus.r_data.eq(cycles)
-            with m.Default():
-                m.d.sync += bus.r_data.eq(0)
+        # Reads: latency 2 (hw.csr.CSR_READ_LATENCY). The first cycle registers a one-hot
+        # decode of the address; the second ORs the selected values into r_data. A case
+        # statement on a registered address mapped to six LUT levels on the iCE40 (the decode
+        # of "no register here" drove the r_data flip-flops' reset); the one-hot AND-OR is
+        # three.
+        values = {
+            "ID": C(regs.ID_VALUE, 32),
+            "GEOMETRY": C(cfg.rows | (cfg.cols << 16), 32),
+            "CTRL": (enable << ctrl_f["enable"].lsb) | (cal_enable << ctrl_f["cal_enable"].lsb),
+            "STATUS": Cat(ctrl.running, emu.port.ready, ctrl.alarm_any),
+            "SEED": seed,
+            "CELL_SEL": cell_sel,
+            "CELL_CODE": ctrl.cell_code,
+            "CELL_ALARM": ctrl.cell_alarm,
+            "CELL_OFFSET": emu.offset_rdata.as_signed(),
+            "ROWS_SENSED": ctrl.rows_sensed,
+            "CYCLES": cycles,
+        }
+        assert set(values) == set(regs.BY_NAME), "every register of the map is readable"
+        read = 0
+        for name, value in values.items():
+            sel = Signal(name=f"rsel_{name}")
+            m.d.sync += sel.eq(bus.addr == regs.addr(name))
+            wide = Signal(32, name=f"rval_{name}")
+            m.d.comb += wide.eq(value)          # sign-extends signed values
+            read = read | (wide & sel.replicate(32))
+        m.d.sync += bus.r_data.eq(read)
         return m
 
 

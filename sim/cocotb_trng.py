@@ -12,6 +12,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, Event, ValueChange, with_timeout
 
+from hw.array_port import raw_word_layout
 from model.blocks import csr as regs
 from model.blocks.config import ArrayConfig, EmulatorConfig
 from model.blocks.emulator import MTJArrayEmulator
@@ -32,7 +33,7 @@ class TRNGChecker:
 
     def __init__(self, dut, ecfg: EmulatorConfig, seed: int):
         self.dut, self.ecfg, self.cfg, self.seed = dut, ecfg, ecfg.array, seed
-        self.word_width = self.cfg.row_width + self.cfg.cols
+        self.word_width = raw_word_layout(self.cfg).size
         self.batch = len(dut.word) // self.word_width
         self.rng = np.random.default_rng(seed)
         self.ctrl = MTJArrayController(self.cfg)

@@ -3,6 +3,7 @@
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
+from hw.csr import CSR_READ_LATENCY
 from model.blocks import csr as regs
 
 CLK_NS = 10
@@ -43,7 +44,8 @@ class CSR:
         await FallingEdge(self.clk)
         self.addr.value = regs.addr(name)
         self.w_stb.value = 0
-        await RisingEdge(self.clk)
+        for _ in range(CSR_READ_LATENCY):
+            await RisingEdge(self.clk)
         await FallingEdge(self.clk)
         return int(self.r_data.value)
 

@@ -58,7 +58,8 @@ def test_board_top_sim_registers_count_and_fold():
 
     async def tb(ctx):
         async def read(addr):
-            return miso_data(await _spi(ctx, top, spi_frame(False, addr)))
+            # SCLK high for CSR_READ_LATENCY + 1 cycles: the bank's read data needs them.
+            return miso_data(await _spi(ctx, top, spi_frame(False, addr), high=3))
 
         out["id"] = await read(regmap.addr("ID"))
         # A write to a board register is not forwarded and does not change it.

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from hw.csr import CSR_READ_LATENCY
 from hw.trng_top import MTJTRNGTop
 from model.blocks import csr as regs
 from model.blocks.config import ArrayConfig, EmulatorConfig
@@ -26,7 +27,7 @@ def run(body, seed=5):
 
     async def read(ctx, name):
         ctx.set(dut.csr.addr, regs.addr(name))
-        await ctx.tick()
+        await ctx.tick().repeat(CSR_READ_LATENCY)
         return ctx.get(dut.csr.r_data)
 
     async def tb(ctx):
@@ -45,9 +46,9 @@ def test_identity_geometry_and_reset_values():
         assert await read(ctx, "ROWS_SENSED") == 0
         c1 = await read(ctx, "CYCLES")
         c2 = await read(ctx, "CYCLES")
-        assert c2 == c1 + 1
+        assert c2 == c1 + CSR_READ_LATENCY
         ctx.set(dut.csr.addr, 0xF0)          # no register there
-        await ctx.tick()
+        await ctx.tick().repeat(CSR_READ_LATENCY)
         assert ctx.get(dut.csr.r_data) == 0
     run(body)
 

@@ -5,8 +5,8 @@ The RTL register bank (``hw/csr.py``), the tests and the generated documentation
 addresses of 32-bit registers.
 
 Bus (``hw/csr.py``, ``CSRBusSignature``): ``addr`` (8 bits), ``w_stb``, ``w_data`` (32), ``r_data``
-(32). A write takes effect at the clock edge where ``w_stb`` is high. ``r_data`` is registered:
-it shows the register addressed in the previous cycle.
+(32). A write takes effect at the clock edge where ``w_stb`` is high. ``r_data`` shows the
+register addressed two cycles earlier (read latency 2, ``hw.csr.CSR_READ_LATENCY``).
 
 ``CELL_SEL_SETTLE_CYCLES``: cycles after a CELL_SEL or CELL_OFFSET write before CELL_CODE,
 CELL_ALARM and CELL_OFFSET read back the new cell (the per-cell reads are pipelined).
