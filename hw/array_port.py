@@ -33,5 +33,7 @@ class ArrayPortSignature(wiring.Signature):
 
 
 def raw_word_layout(cfg: ArrayConfig) -> data.StructLayout:
-    """Payload of the controller's raw-bit stream: the row sensed and its ``cols`` bits."""
-    return data.StructLayout({"row": cfg.row_width, "bits": cfg.cols})
+    """Payload of the controller's raw-bit stream: the row sensed, its ``cols`` bits, and the
+    ``cols`` sticky calibration (code-saturation) alarms of that row as they stand after the
+    word's capture (``alarm``, the last field)."""
+    return data.StructLayout({"row": cfg.row_width, "bits": cfg.cols, "alarm": cfg.cols})

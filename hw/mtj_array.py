@@ -37,7 +37,9 @@ class MTJArrayController(wiring.Component):
         (no combinational path from any input). ``amp`` carries the row's codes during PULSE only.
         Between rows (idle) ``row`` already shows the next row to run.
     raw : Out(stream.Signature(raw_word_layout(cfg)))
-        Raw words ``{row, bits}`` in the order rows were sensed. ``valid`` and ``payload`` come
+        Raw words ``{row, bits, alarm}`` in the order rows were sensed; ``alarm`` holds the
+        row's sticky alarms after that capture's calibration update (and after a
+        ``clear_alarms`` of the capture cycle, set winning). ``valid`` and ``payload`` come
         from registers of a 2-entry output buffer and never depend on ``ready``.
     enable, cal_enable : In(1)
         ``CTRL.enable`` / ``CTRL.cal_enable`` levels. ``cal_enable`` is sampled in a row's capture
@@ -301,7 +303,10 @@ class MTJArrayController(wiring.Component):
         # ---------------------------------------------------------------------------------------
         # Output buffer (2 entries; buf0 is the stream output).
         word = Signal(raw_word_layout(cfg))
-        m.d.comb += [word.row.eq(head_row), word.bits.eq(self.port.bits)]
+        # alarm: the head row's alarms as the capture writes them (the same next-state signals
+        # that go into slot N-1), so the word carries exactly the stored state.
+        m.d.comb += [word.row.eq(head_row), word.bits.eq(self.port.bits),
+                     word.alarm.eq(Cat(new_head_alarm))]
         pop = self.raw.valid & self.raw.ready
         m.d.comb += [self.raw.valid.eq(level != 0), self.raw.payload.eq(buf0)]
         with m.Switch(Cat(cap, pop)):

@@ -82,7 +82,7 @@ class Bench:
             tw.clear_alarms()
         if capturing:
             tw.cal_enable = bool(cal_enable)
-            self.expected.append(tw.capture(bits))
+            self.expected.append(tw.capture(bits) + (tw.last_alarm,))
         if rst and not self.prev[0]:
             self.row_starts.append(self.cycle)
         if rst or pul or sen:
@@ -111,7 +111,8 @@ class Bench:
                 assert got == want, f"{msg}: cell {s0} selected in cycle {c0}: {got}, twin {want}"
                 self.sel_checked += 1
         if valid and raw_ready:
-            w = (ctx.get(d.raw.payload.row), ctx.get(d.raw.payload.bits))
+            w = (ctx.get(d.raw.payload.row), ctx.get(d.raw.payload.bits),
+                 ctx.get(d.raw.payload.alarm))
             assert self.expected, f"{msg}: word {w} appeared before any capture"
             want = self.expected.pop(0)
             assert w == want, f"{msg}: raw word {w}, twin {want}"
@@ -223,6 +224,9 @@ def test_random_against_twin(name):
         assert len(b.got) == tw.rows_sensed, tag
         assert b.sel_checked > n_cycles - 10, tag
         assert np.any(tw.codes != cfg.code_init) or tw.alarms.any(), tag
+        # the words' alarm field (checked word by word in Bench.step) was exercised
+        if name != "8x8_cw8":
+            assert any(w[2] for _, w in b.got), f"{tag}: no word carried an alarm"
     rtl_run(cfg, body, tag)
 
 
@@ -295,7 +299,7 @@ def test_row_waveform_exact():
         assert b.trace == want, f"[{tag}] trace\n{b.trace}\nwant\n{want}"
         for _ in range(4):
             await b.step(ctx, enable=0)
-        assert [w for _, w in b.got] == [(0, marks[0]), (1, marks[1])], f"[{tag}] {b.got}"
+        assert [w[:2] for _, w in b.got] == [(0, marks[0]), (1, marks[1])], f"[{tag}] {b.got}"
     rtl_run(cfg, body, tag)
 
 

@@ -49,6 +49,9 @@ class MTJArrayController:
     cal_enable : bool
         Control input (``CTRL.cal_enable``), sampled at each capture. Default ``True`` (the CSR
         reset value). :meth:`reset` leaves it as it is: it belongs to the register bank.
+    last_alarm : int
+        The ``alarm`` field of the last raw word: the captured row's alarms right after its
+        capture, packed with bit c = column c (0 after reset).
     """
 
     def __init__(self, cfg: ArrayConfig):
@@ -69,6 +72,7 @@ class MTJArrayController:
         self.trial = 0
         self.next_row = 0
         self.rows_sensed = 0
+        self.last_alarm = 0
 
     def clear_alarms(self) -> None:
         """``CTRL.clear_alarms`` strobe: clear every cell's sticky alarm."""
@@ -102,7 +106,8 @@ class MTJArrayController:
         Returns
         -------
         (row, bits_int) : tuple of int
-            The raw word: the row sensed and its bits packed with bit c = column c.
+            The raw word's row and bits (bits packed with bit c = column c). Its ``alarm`` field
+            is :attr:`last_alarm` after the call.
         """
         c = self.cfg
         b = np.asarray(bits, dtype=np.int64).reshape(-1)
@@ -132,6 +137,7 @@ class MTJArrayController:
         self.next_row = (r + 1) % c.rows
         self.rows_sensed = (self.rows_sensed + 1) & 0xFFFF_FFFF
         word = int(sum(int(v) << i for i, v in enumerate(b)))
+        self.last_alarm = int(sum(int(v) << i for i, v in enumerate(self.alarms[r])))
         return r, word
 
     def run(self, n_rows: int, array_fn: Callable[[int, np.ndarray], object]) -> list[tuple[int, int]]:
