@@ -1,18 +1,44 @@
-"""Top level of the MTJ TRNG path: array controller + calibration + emulator + register bank.
+"""Top level of the MTJ TRNG path: array controller + calibration + emulator + register bank,
+optionally followed by the readout (health tests, conditioning, packing, Gaussian generator).
 
-The register map is ``model.blocks.csr.REGS``; the array-path contract is ``docs/mtj-array.md``.
+The register map is ``model.blocks.csr.REGS``; the contracts are ``docs/mtj-array.md`` and
+``docs/trng-readout.md``.
 """
 
-from amaranth.hdl import C, Cat, Module, Signal
+from dataclasses import dataclass
+
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.blocks import csr as regs
-from model.blocks.config import ArrayConfig, EmulatorConfig
+from model.blocks.config import (ArrayConfig, ConditionerConfig, EmulatorConfig, GaussConfig,
+                                 HealthConfig)
 from hw.array_port import raw_word_layout
 from hw.csr import CSRBusSignature
 from hw.emulator import MTJArrayEmulator
 from hw.mtj_array import MTJArrayController
+
+
+@dataclass(frozen=True)
+class ReadoutConfig:
+    """The readout chain behind the array: one config per block (docs/trng-readout.md)."""
+
+    health: HealthConfig
+    cond: ConditionerConfig
+    gauss: GaussConfig
+
+    def __post_init__(self):
+        arrays = {self.health.array, self.cond.array}
+        if len(arrays) != 1:
+            raise ValueError("ReadoutConfig: health.array and cond.array must be the same array")
+        if self.gauss.word_bits != self.cond.word_bits:
+            raise ValueError(f"ReadoutConfig: gauss.word_bits = {self.gauss.word_bits} must equal "
+                             f"cond.word_bits = {self.cond.word_bits}")
+
+    @classmethod
+    def default(cls, array: ArrayConfig) -> "ReadoutConfig":
+        return cls(HealthConfig(array), ConditionerConfig(array), GaussConfig())
 
 
 class MTJTRNGTop(wiring.Component):
@@ -22,25 +48,43 @@ class MTJTRNGTop(wiring.Component):
     ----------
     emu_cfg : EmulatorConfig
         Emulator parameters; ``emu_cfg.array`` sizes the array and the controller.
+    readout : ReadoutConfig or None
+        With a readout, the raw words go through HealthMonitor -> Conditioner -> BitPacker and the
+        packed words either feed the GaussianGenerator (``gauss``) or leave on ``words``
+        (GAUSS.words_out). Without, the raw words leave on ``raw``.
 
     Members
     -------
     csr : ``In(CSRBusSignature())``
         Register bus (read latency 2 cycles).
-    raw : ``Out(stream.Signature(raw_word_layout(cfg)))``
-        Raw sensed row words, in sensing order. Back-pressure holds the controller between rows;
-        no word is lost or repeated.
+    raw : ``Out(stream.Signature(raw_word_layout(cfg)))`` (no readout)
+        Raw sensed row words, in sensing order.
+    words : ``Out(stream.Signature(word_bits))`` (readout)
+        Conditioned, packed words (when GAUSS.words_out = 1).
+    gauss : ``Out(stream.Signature(signed(sample_bits)))`` (readout)
+        Gaussian samples in the fixed-point format of model/blocks/fixedpoint.py.
+
+    Back-pressure on any output holds the controller between rows; no word is lost or repeated.
     """
 
-    def __init__(self, emu_cfg: EmulatorConfig):
+    def __init__(self, emu_cfg: EmulatorConfig, readout: ReadoutConfig | None = None):
         if not isinstance(emu_cfg, EmulatorConfig):
             raise ValueError(f"emu_cfg = {emu_cfg!r}: must be an EmulatorConfig")
+        if readout is not None:
+            if not isinstance(readout, ReadoutConfig):
+                raise ValueError(f"readout = {readout!r}: must be a ReadoutConfig or None")
+            if readout.health.array != emu_cfg.array:
+                raise ValueError("readout: its array must be emu_cfg.array")
         self.emu_cfg = emu_cfg
         self.cfg = emu_cfg.array
-        super().__init__({
-            "csr": In(CSRBusSignature()),
-            "raw": Out(stream.Signature(raw_word_layout(self.cfg))),
-        })
+        self.readout = readout
+        members = {"csr": In(CSRBusSignature())}
+        if readout is None:
+            members["raw"] = Out(stream.Signature(raw_word_layout(self.cfg)))
+        else:
+            members["words"] = Out(stream.Signature(readout.cond.word_bits))
+            members["gauss"] = Out(stream.Signature(signed(readout.gauss.sample_bits)))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -48,7 +92,22 @@ class MTJTRNGTop(wiring.Component):
         m.submodules.ctrl = ctrl = MTJArrayController(cfg)
         m.submodules.emu = emu = MTJArrayEmulator(ecfg)
         wiring.connect(m, ctrl.port, emu.port)
-        wiring.connect(m, ctrl.raw, wiring.flipped(self.raw))
+        if self.readout is None:
+            wiring.connect(m, ctrl.raw, wiring.flipped(self.raw))
+        else:
+            from hw.conditioner import Conditioner
+            from hw.gaussian import GaussianGenerator
+            from hw.health import HealthMonitor
+            from hw.packer import BitPacker
+            ro = self.readout
+            m.submodules.health = health = HealthMonitor(ro.health)
+            m.submodules.cond = cond = Conditioner(ro.cond)
+            m.submodules.packer = packer = BitPacker(ro.cond)
+            m.submodules.gen = gen = GaussianGenerator(ro.gauss)
+            wiring.connect(m, ctrl.raw, health.i)
+            wiring.connect(m, health.o, cond.i)
+            wiring.connect(m, cond.o, packer.i)
+            wiring.connect(m, gen.o, wiring.flipped(self.gauss))
 
         bus = self.csr
         ctrl_f = {f.name: f for f in regs.BY_NAME["CTRL"].fields}
@@ -57,6 +116,14 @@ class MTJTRNGTop(wiring.Component):
         seed = Signal(32, init=ecfg.seed)
         cell_sel = Signal(16)
         cycles = Signal(32)
+        cond_f = {f.name: f for f in regs.BY_NAME["COND"].fields}
+        gauss_f = {f.name: f for f in regs.BY_NAME["GAUSS"].fields}
+        hl_f = {f.name: f for f in regs.BY_NAME["CELL_HEALTH"].fields}
+        cond_reset = regs.BY_NAME["COND"].reset
+        cond_mode = Signal(2, init=(cond_reset >> cond_f["mode"].lsb) & 3)
+        cond_k = Signal(8, init=(cond_reset >> cond_f["k"].lsb) & 0xFF)
+        gauss_mode = Signal()
+        words_out = Signal()
         m.d.sync += cycles.eq(cycles + 1)
 
         def hit(name):
@@ -72,6 +139,47 @@ class MTJTRNGTop(wiring.Component):
             m.d.sync += seed.eq(bus.w_data)
         with m.If(hit("CELL_SEL")):
             m.d.sync += cell_sel.eq(bus.w_data[:16])
+        with m.If(hit("COND")):
+            m.d.sync += [
+                cond_mode.eq(bus.w_data[cond_f["mode"].lsb:][:2]),
+                cond_k.eq(bus.w_data[cond_f["k"].lsb:][:8]),
+            ]
+        with m.If(hit("GAUSS")):
+            m.d.sync += [
+                gauss_mode.eq(bus.w_data[gauss_f["mode"].lsb]),
+                words_out.eq(bus.w_data[gauss_f["words_out"].lsb]),
+            ]
+        health_status = C(0, 32)
+        health_summary = C(0, 32)
+        if self.readout is not None:
+            # Packed words go to the generator or out on `words` (GAUSS.words_out).
+            m.d.comb += [
+                cond.mode.eq(cond_mode),
+                cond.k.eq(cond_k),
+                gen.mode.eq(gauss_mode),
+                gen.i.payload.eq(packer.o.payload),
+                self.words.payload.eq(packer.o.payload),
+                gen.i.valid.eq(packer.o.valid & ~words_out),
+                self.words.valid.eq(packer.o.valid & words_out),
+                packer.o.ready.eq(Mux(words_out, self.words.ready, gen.i.ready)),
+            ]
+            h_clear = Signal()
+            h_mask_we = Signal()
+            h_mask = Signal()
+            m.d.sync += [
+                h_clear.eq(hit("CELL_HEALTH") & bus.w_data[hl_f["clear"].lsb]),
+                h_mask_we.eq(hit("CELL_HEALTH") & bus.w_data[hl_f["mask_we"].lsb]),
+                h_mask.eq(bus.w_data[hl_f["force_mask"].lsb]),
+            ]
+            m.d.comb += [
+                health.cell_sel.eq(cell_sel),
+                health.clear.eq(h_clear),
+                health.force_mask_we.eq(h_mask_we),
+                health.force_mask_wdata.eq(h_mask),
+            ]
+            st = health.cell_status
+            health_status = Cat(st.rct, st.apt, st.corr, st.sat, st.force_mask, st.masked)
+            health_summary = health.any_failed | (health.masked_count << 16)
         # Strobes are registered: the bus address decode then drives no logic deep inside the
         # blocks in the same cycle (it was the iCE40 critical path into the controller's state
         # enable). Software reseeds with CTRL.enable clear, so one cycle of delay is harmless.
@@ -110,6 +218,10 @@ class MTJTRNGTop(wiring.Component):
             "CELL_OFFSET": emu.offset_rdata.as_signed(),
             "ROWS_SENSED": ctrl.rows_sensed,
             "CYCLES": cycles,
+            "CELL_HEALTH": health_status,
+            "COND": cond_mode | (cond_k << cond_f["k"].lsb),
+            "GAUSS": gauss_mode | (words_out << gauss_f["words_out"].lsb),
+            "HEALTH_SUMMARY": health_summary,
         }
         assert set(values) == set(regs.BY_NAME), "every register of the map is readable"
         read = 0

@@ -72,6 +72,8 @@ class TRNGChecker:
                 assert got == v, f"CELL_OFFSET[{index}] read {got}, wrote {v} (seed={self.seed})"
         if emu_seed is None:
             emu_seed = int(self.rng.integers(0, 2**32))
+        for name, value in getattr(self, "pre_enable", ()):
+            await csr.write(name, value)
         await csr.write("SEED", emu_seed)
         await csr.write("CTRL", regs.pack("CTRL", cal_enable=1, reseed=1))
         self.emu.reseed(emu_seed)

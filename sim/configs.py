@@ -23,6 +23,11 @@ CTRL_1X3 = ArrayConfig(rows=1, cols=3, code_width=8, reset_cycles=1, pulse_cycle
                        window_log2=3, step_shift=0, deadband=0, code_init=128)
 
 TRNG_BUILDS = {"trng_8x8": TRNG_DEFAULT, "trng_3x5": TRNG_SMALL}
+# The readout chain behind the small array: short health windows so tests fail and mask cells.
+READOUT_SMALL = {"health": {"apt_window": 64, "corr_window": 64, "alpha_log2": -20,
+                            "min_entropy": 0.5},
+                 "cond": {"max_fold": 8, "word_bits": 32},
+                 "gauss": {"word_bits": 32, "cbd_bits": 16, "uniform_bits": 8}}
 CTRL_BUILDS = {"ctrl_4x6": CTRL_4X6, "ctrl_1x3": CTRL_1X3}
 
 
@@ -37,3 +42,10 @@ def emu_params(ecfg: EmulatorConfig) -> dict:
     d["table"] = list(ecfg.table)
     d["offsets"] = list(ecfg.offsets)
     return d
+
+
+def readout_config(cfg: ArrayConfig, params: dict):
+    from hw.trng_top import ReadoutConfig
+    from model.blocks.config import ConditionerConfig, GaussConfig, HealthConfig
+    return ReadoutConfig(HealthConfig(cfg, **params["health"]),
+                         ConditionerConfig(cfg, **params["cond"]), GaussConfig(**params["gauss"]))

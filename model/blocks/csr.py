@@ -66,6 +66,28 @@ REGS: tuple[Reg, ...] = (
         "(device-to-device V50 spread); sign-extended on read."),
     Reg("ROWS_SENSED", 0x24, "ro", "Row words captured since reset (wraps at 2**32).", reset=0),
     Reg("CYCLES", 0x28, "ro", "Clock cycles since reset (wraps at 2**32).", reset=0),
+    # Readout path (designs built with a readout; 0 elsewhere). docs/trng-readout.md.
+    Reg("CELL_HEALTH", 0x2C, "rw", "Health status of the selected cell (read), commands (write: "
+        "`clear` restarts the cell's tests; `mask_we` writes `force_mask`). Same latency as "
+        "CELL_CODE.",
+        (Field("rct", 0, 1, "repetition count test failed (sticky)"),
+         Field("apt", 1, 1, "adaptive proportion test failed (sticky)"),
+         Field("corr", 2, 1, "lag-1 transition test failed (sticky)"),
+         Field("sat", 3, 1, "calibration code saturated (sticky)"),
+         Field("force_mask", 4, 1, "software mask"),
+         Field("masked", 5, 1, "the cell's bits are withheld"),
+         Field("clear", 8, 1, "write 1: clear the cell's sticky failures and restart its tests"),
+         Field("mask_we", 9, 1, "write 1: set force_mask to the written force_mask bit"))),
+    Reg("COND", 0x30, "rw", "Conditioning (a write resets every cell's conditioner state).",
+        (Field("mode", 0, 2, "0 pass-through, 1 XOR fold, 2 von Neumann"),
+         Field("k", 8, 8, "XOR-fold factor")), reset=0x0201),
+    Reg("GAUSS", 0x34, "rw", "Gaussian generator and output selection.",
+        (Field("mode", 0, 1, "0 centred binomial, 1 sum of 12 uniforms"),
+         Field("words_out", 1, 1, "1: packed words go to the `words` output instead of the "
+               "generator")), reset=0),
+    Reg("HEALTH_SUMMARY", 0x38, "ro", "Health summary.",
+        (Field("any_failed", 0, 1, "some cell failed a test"),
+         Field("masked_count", 16, 16, "cells whose bits are withheld"))),
 )
 
 BY_NAME = {r.name: r for r in REGS}
