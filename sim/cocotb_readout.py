@@ -12,6 +12,7 @@ import cocotb
 from cocotb.triggers import ClockCycles
 
 from model.blocks import csr as regs
+from model.io import atomic_write_json
 from model.blocks.conditioner import BitPacker, Conditioner
 from model.blocks.config import ConditionerConfig, GaussConfig, HealthConfig
 from model.blocks.gaussian import GaussianGenerator
@@ -36,6 +37,7 @@ class ReadoutChecker(TRNGChecker):
         self.batch = len(dut.word) // self.word_width
         self.item_bits = (self.cond.cfg.word_bits if sel == 0 else self.gauss.cfg.sample_bits)
         self.expected: list[int] = []
+        self.expected_raw: list[int] = []   # raw words consumed when each item was complete
         self.raw_words = 0
 
     def watchdog_ns(self, items: int, bp_thresh: int = 255) -> int:
@@ -52,10 +54,9 @@ class ReadoutChecker(TRNGChecker):
         for r, b, v in self.health.push(row, packed, self.ctrl.last_alarm):
             cb, cv = self.cond.push(r, b, v)
             for word in self.packer.push(cb, cv):
-                if self.sel == 0:
-                    self.expected.append(word)
-                else:
-                    self.expected.extend(self.gauss.push(word))
+                new = [word] if self.sel == 0 else self.gauss.push(word)
+                self.expected.extend(new)
+                self.expected_raw.extend([self.raw_words] * len(new))
 
     def check_items(self):
         mask = (1 << self.item_bits) - 1
@@ -97,6 +98,14 @@ async def readout_matches_twins(dut):
     chk.check_items()
     summary = regs.unpack("HEALTH_SUMMARY", await chk.csr.read("HEALTH_SUMMARY"))
     assert summary["any_failed"] == int(chk.health.any_failed), (summary, p["seed"])
+    if p.get("out"):
+        bits = chk.item_bits
+        items = [(v & ((1 << bits) - 1)) for v in chk.received[:chk.checked]]
+        if sel == 1:   # samples are signed
+            items = [v - (1 << bits) if v >> (bits - 1) else v for v in items]
+        atomic_write_json(p["out"], {"items": items, "raw_words": chk.raw_words,
+                                     "item_raw_words": chk.expected_raw[:chk.checked],
+                                     "seconds": dt, "health": summary})
     dut._log.info(f"{chk.checked} {'words' if sel == 0 else 'samples'} bit-exact from "
                   f"{chk.raw_words} raw words in {dt:.1f} s; health {summary}; seed={p['seed']}")
     await ClockCycles(dut.clk, 2)

@@ -23,6 +23,8 @@ CTRL_1X3 = ArrayConfig(rows=1, cols=3, code_width=8, reset_cycles=1, pulse_cycle
                        window_log2=3, step_shift=0, deadband=0, code_init=128)
 
 TRNG_BUILDS = {"trng_8x8": TRNG_DEFAULT, "trng_3x5": TRNG_SMALL}
+# The readout chain behind the default array, as `make sim` and `make synth` build it.
+READOUT_DEFAULT = {"health": {}, "cond": {}, "gauss": {}}
 # The readout chain behind the small array: short health windows so tests fail and mask cells.
 READOUT_SMALL = {"health": {"apt_window": 64, "corr_window": 64, "alpha_log2": -20,
                             "min_entropy": 0.5},

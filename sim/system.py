@@ -21,6 +21,87 @@ from sim.meta import ROOT, provenance
 OUT = ROOT / "build" / "sim"
 
 
+def chi_square_vs_exact(samples, values, probs, min_expected: float = 5.0) -> dict:
+    """Chi-square of ``samples`` against an exact discrete pmf, merging adjacent values until each
+    bin expects at least ``min_expected``. Returns statistic, degrees of freedom and p-value."""
+    from scipy.stats import chi2
+    n = len(samples)
+    idx = np.searchsorted(values, samples)
+    if np.any(idx >= len(values)) or np.any(values[np.minimum(idx, len(values) - 1)] != samples):
+        return {"statistic": float("inf"), "dof": 0, "p_value": 0.0,
+                "note": "a sample outside the exact support"}
+    obs = np.bincount(idx, minlength=len(values)).astype(float)
+    exp = probs * n
+    o_bins, e_bins, o_acc, e_acc = [], [], 0.0, 0.0
+    for o, e in zip(obs, exp):
+        o_acc += o
+        e_acc += e
+        if e_acc >= min_expected:
+            o_bins.append(o_acc)
+            e_bins.append(e_acc)
+            o_acc = e_acc = 0.0
+    if e_acc and e_bins:
+        o_bins[-1] += o_acc
+        e_bins[-1] += e_acc
+    o_bins, e_bins = np.array(o_bins), np.array(e_bins)
+    stat = float(((o_bins - e_bins) ** 2 / e_bins).sum())
+    dof = len(e_bins) - 1
+    return {"statistic": stat, "dof": dof, "p_value": float(chi2.sf(stat, dof))}
+
+
+def gaussian_run(out: Path, seed: int, cbd_samples: int, sum12_samples: int,
+                 warmup_windows: int = 30) -> dict:
+    """Hardware Gaussian samples from the cycle-accurate readout path, both modes.
+
+    Every sample is checked against the twins; the statistics and plots use the samples made
+    after ``warmup_windows`` calibration windows (before that the cells are still being pulled
+    to p = 0.5, as after any power-up).
+    """
+    from hw.trng_top import MTJTRNGTop
+    from model.blocks.config import GaussConfig
+    from model.blocks.gaussian import exact_moments, exact_pmf
+    from model.io import atomic_write_json  # noqa: F401  (the bench writes the run files)
+    from sim.configs import READOUT_DEFAULT, TRNG_DEFAULT, emu_params, emulator_config, \
+        readout_config
+    from sim.gauss_plots import plot_gauss_histogram
+    from sim.harness import StreamHarness
+    from sim.runner import run_cocotb
+
+    cfg = TRNG_DEFAULT
+    ecfg = emulator_config(cfg, seed=seed)
+    gcfg = GaussConfig(**READOUT_DEFAULT["gauss"])
+    result = {}
+    warm_raw = warmup_windows * cfg.window * cfg.rows
+    cbd_warm = warm_raw * cfg.cols // 2 // gcfg.word_bits * (gcfg.word_bits // gcfg.cbd_bits)
+    sum12_warm = warm_raw * cfg.cols // 2 // (12 * gcfg.uniform_bits)
+    for mode, name, n in ((0, "cbd", cbd_samples + cbd_warm),
+                          (1, "sum12", sum12_samples + sum12_warm)):
+        run_json = out / f"gauss_{name}.json"
+        top = MTJTRNGTop(ecfg, readout_config(cfg, READOUT_DEFAULT))
+        run_cocotb(StreamHarness(top, ("words", "gauss")), "readout_8x8", "sim.cocotb_readout",
+                   {"emu": emu_params(ecfg), "readout": READOUT_DEFAULT, "sel": 1, "items": n,
+                    "cond_mode": 1, "cond_k": 2, "gauss_mode": mode, "bp_thresh": 0,
+                    "random_offsets": False, "out": str(run_json)},
+                   seed=seed, run_name=f"system_gauss_{name}")
+        run = __import__("json").loads(run_json.read_text())
+        keep = np.array(run["item_raw_words"][:n]) > warm_raw
+        raw = np.array(run["items"][:n])[keep]
+        png = plot_gauss_histogram(raw, gcfg, mode, out / f"gauss_{name}.png",
+                                   title=f"hardware {name} samples (Verilator, XOR fold k=2)")
+        values, probs = exact_pmf(gcfg, mode)
+        z = raw / float(1 << gcfg.frac_bits)
+        mean, var = exact_moments(gcfg, mode)
+        result[name] = {
+            "samples_bit_exact": int(len(run["items"])), "samples_after_warmup": int(len(raw)),
+            "warmup_windows": warmup_windows, "raw_words": run["raw_words"],
+            "mean": float(z.mean()), "variance": float(z.var()),
+            "exact_mean": float(mean), "exact_variance": float(var),
+            "chi_square_vs_exact_pmf": chi_square_vs_exact(raw, values, probs),
+            "plot": str(png.relative_to(ROOT)),
+        }
+    return result
+
+
 def plots(out: Path, cfg, data, p_history, tol) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -82,11 +163,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--windows", type=int, default=40)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--cbd-samples", type=int, default=20_000)
+    ap.add_argument("--sum12-samples", type=int, default=4_000)
     args = ap.parse_args(argv)
     if not 1 <= args.windows <= 10_000:
         print(f"error: --windows = {args.windows}: out of range, allowed [1, 10000]",
               file=sys.stderr)
         return 2
+    for name, v in (("--cbd-samples", args.cbd_samples), ("--sum12-samples", args.sum12_samples)):
+        if not 100 <= v <= 10_000_000:
+            print(f"error: {name} = {v}: out of range, allowed [100, 10000000]", file=sys.stderr)
+            return 2
     if not 0 <= args.seed < 2**32:
         print(f"error: --seed = {args.seed}: out of range, allowed [0, 2**32 - 1]",
               file=sys.stderr)
@@ -103,10 +190,10 @@ def main(argv=None) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    print("[sim] 1/3 device model plots")
+    print("[sim] 1/4 device model plots")
     device_pngs = write_device_plots(out)
 
-    print("[sim] 2/3 cycle-accurate run of the array path (Verilator, cached build)")
+    print("[sim] 2/4 cycle-accurate run of the array path (Verilator, cached build)")
     cfg = TRNG_DEFAULT
     ecfg = emulator_config(cfg, seed=args.seed)
     npz = out / "array_run.npz"
@@ -115,7 +202,10 @@ def main(argv=None) -> int:
                 "out": str(npz)}, seed=args.seed, run_name="system", stream=True)
     data = dict(np.load(npz))
 
-    print("[sim] 3/3 maps, histograms, report")
+    print("[sim] 3/4 hardware Gaussian noise: the readout path, both generator modes (Verilator)")
+    gauss = gaussian_run(out, args.seed, args.cbd_samples, args.sum12_samples)
+
+    print("[sim] 4/4 maps, histograms, report")
     emu = MTJArrayEmulator(ecfg)
     p_history = np.array([emu.probability(np.arange(cfg.rows), codes)
                           for codes in data["code_history"]])
@@ -147,7 +237,9 @@ def main(argv=None) -> int:
                                            "max": float(emp_last.max())},
             "alarms": int(data["alarms"].sum()),
         },
-        "files": [str(p.relative_to(ROOT)) for p in [*device_pngs, *pngs, npz]],
+        "gaussian": gauss,
+        "files": [str(p.relative_to(ROOT)) for p in [*device_pngs, *pngs, npz]]
+        + [g["plot"] for g in gauss.values()],
     }
     atomic_write_json(out / "report.json", report)
     c = report["calibration"]
@@ -160,11 +252,15 @@ def main(argv=None) -> int:
         f"- Calibration: every cell within 0.5 ± {tol:.3f} after {k} windows of {cfg.window} "
         f"trials; worst cell |p − 0.5| {c['initial_max_abs_p_minus_half']:.3f} before, "
         f"{c['final_max_abs_p_minus_half']:.4f} after; alarms: {c['alarms']}.",
+        *(f"- Gaussian {k}: {g['samples_bit_exact']} hardware samples bit-exact against the twins; "
+          f"after {g['warmup_windows']} calibration windows ({g['samples_after_warmup']} samples): mean {g['mean']:+.4f}, variance {g['variance']:.4f} (exact pmf: "
+          f"{g['exact_mean']:+.5f}, {g['exact_variance']:.5f}); chi-square vs the exact pmf "
+          f"p = {g['chi_square_vs_exact_pmf']['p_value']:.3g}" for k, g in gauss.items()),
         "", "Plots: " + ", ".join(f"`{Path(f).name}`" for f in report["files"] if f.endswith("png")),
         "",
     ]
     atomic_write_text(out / "report.md", "\n".join(md))
-    print("\n".join(md[2:6]))
+    print("\n".join(md[2:8]))
     print(f"[sim] wrote {out.relative_to(ROOT)}/report.json, report.md and {len(pngs) + len(device_pngs)} plots")
     return 0
 
