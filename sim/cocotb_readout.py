@@ -92,9 +92,12 @@ async def readout_matches_twins(dut):
                       ("GAUSS", regs.pack("GAUSS", mode=int(p["gauss_mode"]),
                                           words_out=int(sel == 0)))]
     await setup_with_readout()
+    c0 = await chk.csr.read("CYCLES")
     t0 = time.perf_counter()
     await chk.collect(int(p["items"]), int(p.get("bp_thresh", 64)))
     dt = time.perf_counter() - t0
+    cycles = await chk.csr.read("CYCLES") - c0
+    items_in_window = len(chk.received)
     chk.check_items()
     summary = regs.unpack("HEALTH_SUMMARY", await chk.csr.read("HEALTH_SUMMARY"))
     assert summary["any_failed"] == int(chk.health.any_failed), (summary, p["seed"])
@@ -105,7 +108,8 @@ async def readout_matches_twins(dut):
             items = [v - (1 << bits) if v >> (bits - 1) else v for v in items]
         atomic_write_json(p["out"], {"items": items, "raw_words": chk.raw_words,
                                      "item_raw_words": chk.expected_raw[:chk.checked],
-                                     "seconds": dt, "health": summary})
+                                     "seconds": dt, "health": summary, "cycles": cycles,
+                                     "items_in_cycles": items_in_window})
     dut._log.info(f"{chk.checked} {'words' if sel == 0 else 'samples'} bit-exact from "
                   f"{chk.raw_words} raw words in {dt:.1f} s; health {summary}; seed={p['seed']}")
     await ClockCycles(dut.clk, 2)

@@ -149,9 +149,11 @@ class MTJArrayEmulator:
                              f"{(a.rows, a.cols)}")
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
             raise ValueError(f"MTJArrayEmulator.sweeps: count = {count!r}: must be an integer >= 0")
-        rows = np.tile(np.arange(a.rows), int(count))
-        bits = self.trials(rows, np.tile(amps, (int(count), 1)))
-        return bits.reshape(int(count), a.rows, a.cols)
+        # codes are fixed: one threshold per cell, broadcast over the sweeps (same steps, in the
+        # same order, as count * rows calls of trial)
+        thr = self.table[self.index(np.arange(a.rows), amps)]
+        u = self.gen.steps(int(count) * a.rows).reshape(int(count), a.rows, a.cols) >> self._shift
+        return (u < thr[None]).astype(np.uint8)
 
     @staticmethod
     def pack_bits(bits) -> int:

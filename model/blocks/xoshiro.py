@@ -104,6 +104,9 @@ class Xoshiro128pp:
         The current state, ``uint32`` array of shape ``(4, n)``; a copy of the argument.
     """
 
+    #: :meth:`steps` with at least this many steps runs compiled (speed only, same results).
+    compiled_min_steps = 2048
+
     def __init__(self, state):
         st = np.asarray(state)
         if st.ndim == 1:
@@ -145,6 +148,13 @@ class Xoshiro128pp:
         """Advance ``count`` times; return the outputs, ``uint32`` array ``(count, n)``."""
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
             raise ValueError(f"Xoshiro128pp.steps: count = {count!r}: must be an integer >= 0")
+        if count >= self.compiled_min_steps:
+            # Long runs: the compiled loop of model.blocks.fastpath (same recurrence, tested
+            # equal in tests/test_fastpath.py); imported here, not at the top, so that short
+            # runs never load numba.
+            from model.blocks.fastpath import xoshiro_steps
+            out, self.state = xoshiro_steps(self.state, int(count))
+            return out
         out = np.empty((int(count), self.n), dtype=np.uint32)
         s0, s1, s2, s3 = (self.state[i].copy() for i in range(4))
         tmp = np.empty(self.n, dtype=np.uint32)
