@@ -11,6 +11,7 @@ unexport VERILATOR_ROOT
 
 PYTEST_ARGS ?=
 TARGET ?= ice40
+DESIGN ?= trng
 SEED   ?= 1
 
 .PHONY: all venv deps test sim synth bench regs clean help
@@ -18,7 +19,7 @@ SEED   ?= 1
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
 	@echo "make sim     main job: cycle-accurate array run, plots and maps under build/sim/"
-	@echo "make synth   FPGA flow (TARGET=ice40|ecp5) -> build/synth/<target>/report.json"
+	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array) -> build/synth/<target>/report.json"
 	@echo "make bench   simulation speed and rates -> build/bench/bench.json, bench.md"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make deps    Debian packages the targets need (run as root)"
@@ -52,7 +53,7 @@ sim: venv deps
 	$(BIN)/python -m sim.system --seed $(SEED)
 
 synth: venv
-	$(BIN)/python -m sim.synth --target $(TARGET)
+	$(BIN)/python -m sim.synth --target $(TARGET) --design $(DESIGN)
 
 bench: venv deps
 	$(BIN)/python -m sim.bench --seed $(SEED)

@@ -1,16 +1,18 @@
 """FPGA boards for spindiff designs: PLLs, pins, and the board wrapper :class:`BoardTop`.
 
-A *design* is a component with the members ``csr: In(CSRBusSignature())`` and
-``raw: Out(stream.Signature(...))`` (e.g. ``hw.trng_top.MTJTRNGTop``, or :class:`SmokeDesign`, a
-small stand-in with the same member shape). :class:`BoardTop` puts it on a board:
+A *design* is a component with the member ``csr: In(CSRBusSignature())`` and one or more output
+streams (``Out(stream.Signature(...))`` members): ``raw`` for ``hw.trng_top.MTJTRNGTop`` without a
+readout and for :class:`SmokeDesign` (a small stand-in), ``words`` and ``gauss`` for the TRNG top
+with its readout chain. :class:`BoardTop` puts it on a board:
 
 - an SPI slave (:class:`hw.spi_csr.SPICSRBridge`) on a PMOD-style header drives the CSR bus, so
   every register input is live in synthesis and a host can run the design;
-- ``raw`` is always ready; every word is folded into a 32-bit register readable at
-  :data:`RAW_FOLD_ADDR` (and counted at :data:`RAW_COUNT_ADDR`), so no output logic is optimised
-  away and a host can check that words flow;
-- LEDs: heartbeat, raw-word activity, and the design's ``running`` / ``alarm`` outputs when its
-  signature has them;
+- every output stream is always ready; stream k (in the design's signature order, see
+  :func:`output_streams`) has its words counted and folded into two 32-bit registers, readable at
+  :func:`stream_register_addrs` ``(k)`` (stream 0: :data:`RAW_COUNT_ADDR`, :data:`RAW_FOLD_ADDR`),
+  so no output logic is optimised away and a host can check that words flow;
+- LEDs: heartbeat, output-word activity (any stream), and the design's ``running`` / ``alarm``
+  outputs when its signature has them;
 - a PLL takes the board oscillator to the target frequency (iCE40: SB_PLL40_PAD, ECP5: EHXPLLL).
 
 Boards (``BOARDS``): ``ice40`` = iCEBreaker (iCE40UP5K-SG48, 12 MHz -> 48 MHz), ``ecp5`` = ULX3S
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from amaranth.build import Attrs
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, \
-    ResetSignal, Signal
+    ResetSignal, Signal, Value
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -36,19 +38,43 @@ from model.blocks import csr as regmap
 from model.blocks.config import ArrayConfig
 
 # Board-level registers, answered by BoardTop itself (not forwarded to the design). Chosen at the
-# top of the 8-bit map, far from the design's registers (model/blocks/csr.py).
-RAW_COUNT_ADDR = 0xF8   # ro: raw words accepted since reset (wraps at 2**32)
-RAW_FOLD_ADDR = 0xFC    # ro: XOR/rotate fold of every raw word, see fold_step()
-BOARD_ADDRS = (RAW_COUNT_ADDR, RAW_FOLD_ADDR)
+# top of the 8-bit map, far from the design's registers (model/blocks/csr.py): a (count, fold) pair
+# per output stream, stream 0 at the top, each further stream 8 bytes below.
+RAW_COUNT_ADDR = 0xF8   # ro: words accepted on output stream 0 since reset (wraps at 2**32)
+RAW_FOLD_ADDR = 0xFC    # ro: XOR/rotate fold of every word of output stream 0, see fold_step()
+MAX_STREAMS = 4         # output streams BoardTop can fold (addresses 0xE0..0xFF)
+
+
+def stream_register_addrs(index: int) -> tuple[int, int]:
+    """``(count_addr, fold_addr)`` of output stream ``index`` (0 .. MAX_STREAMS - 1)."""
+    if not (isinstance(index, int) and 0 <= index < MAX_STREAMS):
+        raise ValueError(f"stream_register_addrs: index = {index!r}: out of range, allowed "
+                         f"0 .. {MAX_STREAMS - 1}")
+    return RAW_COUNT_ADDR - 8 * index, RAW_FOLD_ADDR - 8 * index
+
+
+BOARD_ADDRS = tuple(a for k in range(MAX_STREAMS) for a in stream_register_addrs(k))
+
+
+def output_streams(design) -> list[str]:
+    """Names of the design's output streams (``Out`` members with a ``stream.Signature``), in
+    signature order; stream k of this list is folded at :func:`stream_register_addrs` ``(k)``."""
+    members = getattr(getattr(design, "signature", None), "members", None)
+    if members is None:
+        return []
+    return [name for name, member in members.items()
+            if member.flow == Out and member.is_signature
+            and isinstance(member.signature, stream.Signature)]
 
 
 # ------------------------------------------------------------------------------------------------
 # Python models
 
 def fold_step(fold: int, payload: int, payload_bits: int) -> int:
-    """One update of the RAW_FOLD register (the model of :class:`BoardTop`'s fold logic).
+    """One update of a stream's fold register (RAW_FOLD for stream 0; the model of
+    :class:`BoardTop`'s fold logic), for one word accepted on that stream.
 
-    The payload (``payload_bits`` wide, the raw word's ``as_value()``) is cut into 32-bit chunks
+    The payload (``payload_bits`` wide, the word's ``as_value()`` as an unsigned integer) is cut into 32-bit chunks
     from bit 0 up, the chunks are XORed together, and the result is XORed into the register
     rotated left by one (so the fold depends on word order, not only on the multiset of words).
     """
@@ -251,13 +277,14 @@ def build_smoke_design(target: str | None = None) -> SmokeDesign:
 # Board wrapper
 
 class BoardTop(Elaboratable):
-    """Puts a design (``csr`` + ``raw`` members) on a board, or into simulation.
+    """Puts a design (``csr`` member + output streams) on a board, or into simulation.
 
     Parameters
     ----------
     design:
-        The component to wrap. Its ``csr`` must be ``In(CSRBusSignature())`` and its ``raw`` an
-        ``Out`` stream; optional 1-bit ``Out`` members ``running`` and ``alarm`` go to LEDs.
+        The component to wrap. Its ``csr`` must be ``In(CSRBusSignature())``, and it must have 1 to
+        ``MAX_STREAMS`` ``Out`` stream members (:func:`output_streams`: e.g. ``raw``, or ``words``
+        and ``gauss``); optional 1-bit ``Out`` members ``running`` and ``alarm`` go to LEDs.
     board:
         A :class:`Board` (from ``BOARDS``) for synthesis; ``None`` for simulation, where the SPI
         pins are the attributes ``sclk``, ``cs_n``, ``mosi``, ``miso`` and the LEDs ``leds``, and
@@ -266,25 +293,31 @@ class BoardTop(Elaboratable):
         Approximate heartbeat LED blink rate (the divider is a power of two).
 
     Latency: register reads through the board's own mux keep the bus's 2-cycle ``r_data``
-    latency. ``raw`` is never back-pressured (ready is held high).
+    latency. No output stream is ever back-pressured (every ``ready`` is held high); a word is
+    counted and folded at the clock edge that accepts it (``valid`` high).
     """
 
     N_LEDS = 4
 
     def __init__(self, design, board: Board | None = None, *, f_heartbeat_hz: float = 1.0):
         members = getattr(getattr(design, "signature", None), "members", None)
-        if members is None or "csr" not in members or "raw" not in members:
-            self._reject(f"BoardTop: design = {design!r}: must be a component with members "
-                         f"'csr' and 'raw'")
+        streams = output_streams(design)
+        if members is None or "csr" not in members or not streams:
+            self._reject(f"BoardTop: design = {design!r}: must be a component with a member "
+                         f"'csr' and at least one Out stream member")
+        if len(streams) > MAX_STREAMS:
+            self._reject(f"BoardTop: design = {design!r}: {len(streams)} output streams "
+                         f"{streams}, allowed 1 .. {MAX_STREAMS}")
         if board is not None and not isinstance(board, Board):
             self._reject(f"BoardTop: board = {board!r}: must be a Board or None")
-        used = {r.addr for r in regmap.REGS} & set(BOARD_ADDRS)
+        used = {r.addr for r in regmap.REGS if r.addr >= min(BOARD_ADDRS)}
         if used:
             self._reject(f"BoardTop: register map uses the board addresses "
-                         f"{sorted(hex(a) for a in used)}; move RAW_COUNT_ADDR/RAW_FOLD_ADDR")
+                         f"{sorted(hex(a) for a in used)}; move the board's stream registers")
         if not f_heartbeat_hz > 0:
             self._reject(f"BoardTop: f_heartbeat_hz = {f_heartbeat_hz}: must be > 0")
         self.design = design
+        self.streams = streams
         self.board = board
         self.f_heartbeat_hz = f_heartbeat_hz
         # Simulation-mode pins.
@@ -418,8 +451,11 @@ class BoardTop(Elaboratable):
         local = Signal()
         local_q = Signal()
         local_r = Signal(32)
+        # The board's registers occupy 0xE0..0xFF (all MAX_STREAMS pairs, used or not), so one
+        # compare of the top three address bits decodes them.
+        assert min(BOARD_ADDRS) == 0x100 - 8 * MAX_STREAMS and MAX_STREAMS * 8 == 32
         m.d.comb += [
-            local.eq((bus.addr == RAW_COUNT_ADDR) | (bus.addr == RAW_FOLD_ADDR)),
+            local.eq(bus.addr[5:8] == 0b111),
             design.csr.addr.eq(bus.addr),
             design.csr.w_data.eq(bus.w_data),
             # Writes to board registers are ignored. Gated with the *registered* selector: the
@@ -434,37 +470,44 @@ class BoardTop(Elaboratable):
         local_q1 = Signal()
         m.d.sync += [local_q1.eq(local), local_q.eq(local_q1)]
 
-        # -- raw stream: always ready, counted and folded.
-        raw = design.raw
-        payload = raw.payload.as_value()
-        width = len(payload)
-        chunk_xor = Const(0, 32)
-        for lsb in range(0, width, 32):
-            chunk_xor = chunk_xor ^ payload[lsb:lsb + 32]
-        fold = Signal(32)
-        count = Signal(32)
-        m.d.comb += raw.ready.eq(1)
-        with m.If(raw.valid):
-            m.d.sync += [
-                fold.eq(Cat(fold[31], fold[:31]) ^ chunk_xor),
-                count.eq(count + 1),
-            ]
+        # -- output streams: always ready, each counted and folded into its own registers.
+        # Every payload bit reaches a fold register, so synthesis keeps all of the design's
+        # output logic; separate registers per stream keep each fold a plain function of that
+        # stream's word sequence (fold_step), whatever the interleaving of the streams.
         # Latency 2 like the design's bank: registered address, then registered data.
         addr_q = Signal(8)
         m.d.sync += addr_q.eq(bus.addr)
         m.d.sync += local_r.eq(0)
-        with m.If(addr_q == RAW_FOLD_ADDR):
-            m.d.sync += local_r.eq(fold)
-        with m.Elif(addr_q == RAW_COUNT_ADDR):
-            m.d.sync += local_r.eq(count)
+        any_valid = Const(0, 1)
+        for k, name in enumerate(self.streams):
+            port = getattr(design, name)
+            payload = Value.cast(port.payload).as_unsigned()
+            chunk_xor = Const(0, 32)
+            for lsb in range(0, len(payload), 32):
+                chunk_xor = chunk_xor ^ payload[lsb:lsb + 32]
+            fold = Signal(32, name=f"{name}_fold")
+            count = Signal(32, name=f"{name}_count")
+            m.d.comb += port.ready.eq(1)
+            with m.If(port.valid):
+                m.d.sync += [
+                    fold.eq(Cat(fold[31], fold[:31]) ^ chunk_xor),
+                    count.eq(count + 1),
+                ]
+            count_addr, fold_addr = stream_register_addrs(k)
+            with m.If(addr_q == fold_addr):
+                m.d.sync += local_r.eq(fold)
+            with m.If(addr_q == count_addr):
+                m.d.sync += local_r.eq(count)
+            any_valid = any_valid | port.valid
 
-        # -- LEDs: 0 heartbeat, 1 raw activity (stretched), 2 running, 3 alarm (when present).
+        # -- LEDs: 0 heartbeat, 1 output activity, any stream (stretched), 2 running, 3 alarm (when
+        # present).
         hb_bits = max(1, int(f_sync / self.f_heartbeat_hz / 2).bit_length())
         heartbeat = Signal(hb_bits)
         m.d.sync += heartbeat.eq(heartbeat + 1)
-        stretch_bits = max(1, int(f_sync * 0.05).bit_length())  # ~50 ms per raw-word burst
+        stretch_bits = max(1, int(f_sync * 0.05).bit_length())  # ~50 ms per output-word burst
         stretch = Signal(stretch_bits)
-        with m.If(raw.valid):
+        with m.If(any_valid):
             m.d.sync += stretch.eq(-1)
         with m.Elif(stretch != 0):
             m.d.sync += stretch.eq(stretch - 1)

@@ -248,19 +248,22 @@ def default_emulator_config(cfg: ArrayConfig | None = None, seed: int = 1,
     return EmulatorConfig(array=cfg, table=tuple(table), offsets=tuple(offsets), seed=seed)
 
 
-def build_default_top() -> MTJTRNGTop:
-    """The full-size TRNG top: an 8 x 8 array with 8-bit codes (all ``ArrayConfig`` defaults).
+def build_default_top(readout: bool = True) -> MTJTRNGTop:
+    """The full-size TRNG top: an 8 x 8 array with 8-bit codes (all ``ArrayConfig`` defaults),
+    with the whole readout chain (``ReadoutConfig.default``) unless ``readout`` is False.
 
     ``make synth`` goes through :func:`build_top_for_target`, which picks the array per FPGA
-    (this one for the ECP5).
+    (this one, with the readout, for the ECP5).
     """
-    return MTJTRNGTop(default_emulator_config())
+    cfg = ArrayConfig()
+    return MTJTRNGTop(default_emulator_config(cfg),
+                      ReadoutConfig.default(cfg) if readout else None)
 
 
 # Array per FPGA target for ``make synth`` (see build_top_for_target). Only the fields that differ
 # from the ArrayConfig defaults are listed.
 TARGET_ARRAYS = {
-    "ice40": {"rows": 8, "cols": 4},
+    "ice40": {"rows": 4, "cols": 2},
     "ecp5": {},
 }
 
@@ -274,23 +277,42 @@ def target_array_config(target: str) -> ArrayConfig:
 
 
 def build_top_for_target(target: str) -> MTJTRNGTop:
-    """The design that ``make synth`` builds for ``target`` (``sim/synth.py``'s ``trng``).
+    """The design that ``make synth`` builds for ``target`` (``sim/synth.py``'s ``trng``): the
+    whole TRNG path -- controller, calibration, emulator, health monitor, conditioner, bit packer
+    and Gaussian generator (``ReadoutConfig.default`` of the array), outputs ``words`` and
+    ``gauss``.
 
     The array size is a per-FPGA choice, made explicit here (``TARGET_ARRAYS``):
 
     * ``"ecp5"`` (ULX3S, LFE5U-25F, 100 MHz): the default 8 x 8 array, 8-bit codes -- the same
-      design as :func:`build_default_top`. It uses about a quarter of the device.
-    * ``"ice40"`` (iCEBreaker, iCE40UP5K, 48 MHz): 8 x 4 cells, 8-bit codes, all other
-      ``ArrayConfig`` fields at their defaults (window 2**6 trials). Measured (yowasp-nextpnr,
-      UP5K = 5280 logic cells): 8 x 8 needs ~7350 LCs (139 %), 4 x 8 ~6110 (116 %), 8 x 4 ~4130
-      (78 %), 4 x 4 ~3430 (65 %). Each column costs ~520 LCs (its xoshiro128++ generator, the
-      table BRAM and the per-column pipelines of emulator and calibration), each cell only ~40
-      (code, ones counter, alarm and offset registers with their muxes), so keeping 4 columns
-      and all 8 rows is the largest array (32 cells) that fits with margin. The raw word is
-      then 4 bits per row. 48 MHz is *not* met by any of these sizes with the current RTL
-      (~37-38 MHz): the critical paths are in the register bank / emulator / controller
-      control logic, not in the array size (see ``build/synth/ice40/report.json``).
+      design as :func:`build_default_top`.
+    * ``"ice40"`` (iCEBreaker, iCE40UP5K, 48 MHz): 4 x 2 cells, 8-bit codes, all other
+      ``ArrayConfig`` fields at their defaults. Measured with the whole path (yowasp-nextpnr,
+      UP5K = 5280 logic cells): 8 x 4 does not fit (the health monitor alone is ~2770 cells
+      there), 4 x 4 needs ~5990 (113 %), 2 x 4 ~5050 (96 %), 4 x 3 ~4920 (93 %), 4 x 2 ~3780
+      (72 %), 2 x 2 ~3290 (62 %). Each column costs ~640 cells (its xoshiro128++ generator and
+      the per-column pipelines), each cell ~120 (health counters in flip-flops, calibration
+      and conditioner state), so 4 x 2 is the largest array that fits with room for routing.
+      48 MHz is *not* met at any of these sizes (37.9-41.5 MHz): the critical path is the
+      combinational ready chain GaussianGenerator.i.ready -> BitPacker (pop, i.ready) ->
+      Conditioner (i.ready, state enables), and behind it the Conditioner's settings-change /
+      fold-count logic, independent of the array size (see ``build/synth/ice40/report.json``).
 
     Raises ``ValueError`` for an unknown target.
     """
-    return MTJTRNGTop(default_emulator_config(target_array_config(target)))
+    cfg = target_array_config(target)
+    return MTJTRNGTop(default_emulator_config(cfg), ReadoutConfig.default(cfg))
+
+
+# The array path alone (controller, calibration, emulator; no readout) as issue 2 sized it.
+ARRAY_ONLY_TARGET_ARRAYS = {"ice40": {"rows": 8, "cols": 4}, "ecp5": {}}
+
+
+def build_array_top_for_target(target: str) -> MTJTRNGTop:
+    """``make synth DESIGN=array``: the array path only (controller, calibration, emulator; output
+    ``raw``). iCE40: 8 x 4 cells (8 x 8 needs ~139 % of a UP5K: each column costs ~520 logic
+    cells); ECP5: the default 8 x 8."""
+    if target not in ARRAY_ONLY_TARGET_ARRAYS:
+        raise ValueError(f"target = {target!r}: allowed {sorted(ARRAY_ONLY_TARGET_ARRAYS)}")
+    cfg = ArrayConfig(**ARRAY_ONLY_TARGET_ARRAYS[target])
+    return MTJTRNGTop(default_emulator_config(cfg))

@@ -4,10 +4,11 @@ Usage::
 
     python -m sim.synth --target ice40|ecp5 [--design trng|smoke] [--out build/synth]
 
-Wraps the design in :class:`hw.platforms.BoardTop` (SPI-to-CSR bridge, PLL, LEDs, raw-stream
-fold register), builds it with the YoWASP (WebAssembly) builds of Yosys and nextpnr through
+Wraps the design in :class:`hw.platforms.BoardTop` (SPI-to-CSR bridge, PLL, LEDs, a count and
+fold register per output stream), builds it with the YoWASP (WebAssembly) builds of Yosys and nextpnr through
 Amaranth's ``platform.build``, and writes ``<out>/<target>/report.json`` and ``report.md``:
-the design as built (``design``: name and array size, e.g. "trng 4x8, 8-bit codes"; the
+the design as built (``design``: name, array size and readout chain, e.g. "trng path 8x8
+(health, cond, packer, gauss), 8-bit codes" -- the ``trng`` design is the whole TRNG path; the
 design's factory gets the target, so the TRNG is sized per FPGA, see
 ``hw.trng_top.build_top_for_target``), utilisation (LUTs, FFs, BRAMs, DSPs and what the device
 has), post-route Fmax against the clock
@@ -48,15 +49,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / "build" / "yowasp-cache"
 
 # Design name -> "module:factory"; the factory takes the target ("ice40" | "ecp5") and returns the
-# component (members csr: In(CSRBusSignature()), raw: Out(stream.Signature(...))), so a design can
-# be sized per FPGA (the TRNG's array is: hw.trng_top.TARGET_ARRAYS). Resolved lazily so a missing
+# component (member csr: In(CSRBusSignature()) and 1..4 Out stream members, e.g. raw, or words and
+# gauss: see hw.platforms.BoardTop), so a design can be sized per FPGA (the TRNG's array is: hw.trng_top.TARGET_ARRAYS). Resolved lazily so a missing
 # or broken design module only matters when that design is asked for.
 DESIGNS = {
     "trng": "hw.trng_top:build_top_for_target",
+    "array": "hw.trng_top:build_array_top_for_target",
     "smoke": "hw.platforms:build_smoke_design",
 }
 
 TARGETS = ("ice40", "ecp5")
+
+# The readout chain behind the array as the report names it (hw.trng_top.MTJTRNGTop with a
+# ReadoutConfig: HealthMonitor -> Conditioner -> BitPacker -> GaussianGenerator).
+READOUT_TEXT = "health, cond, packer, gauss"
 
 # Tool -> executable, as Amaranth's build script looks them up (``$YOSYS`` etc.).
 TOOL_ENV = {
@@ -275,9 +281,11 @@ def resolve_design(name: str):
 def describe_design(name: str, component) -> tuple[str, dict | None]:
     """``(description, array)`` of a built design for the report.
 
-    The description names the array, e.g. ``"trng 4x8, 8-bit codes"`` (codes only for designs
-    with calibration codes, i.e. an emulator config; the window only when it is not the
-    ``ArrayConfig`` default); ``array`` holds the geometry fields, or None for a design without
+    The description names the array, e.g. ``"trng 4x8, 8-bit codes"``, and for a TRNG top with
+    its readout chain (a ``readout`` attribute that is not None) the chain, e.g. ``"trng path
+    8x8 (health, cond, packer, gauss), 8-bit codes"`` (codes only for designs with calibration
+    codes, i.e. an emulator config; the window only when it is not the ``ArrayConfig``
+    default); ``array`` holds the geometry fields, or None for a design without
     an :class:`~model.blocks.config.ArrayConfig` (``cfg`` or ``array_cfg`` attribute).
     """
     from model.blocks.config import ArrayConfig   # noqa: PLC0415
@@ -287,6 +295,8 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     if not isinstance(cfg, ArrayConfig):
         return name, None
     text = f"{name} {cfg.rows}x{cfg.cols}"
+    if getattr(component, "readout", None) is not None:
+        text = f"{name} path {cfg.rows}x{cfg.cols} ({READOUT_TEXT})"
     if getattr(component, "emu_cfg", None) is not None:
         text += f", {cfg.code_width}-bit codes"
         if cfg.window_log2 != ArrayConfig().window_log2:

@@ -12,15 +12,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from hw.platforms import (BOARDS, RAW_COUNT_ADDR, RAW_FOLD_ADDR, BoardTop, SmokeDesign,
-                          ecp5_pll_params, fold_step, ice40_pll_params)
+from hw.csr import CSRBusSignature
+from hw.platforms import (BOARD_ADDRS, BOARDS, MAX_STREAMS, RAW_COUNT_ADDR, RAW_FOLD_ADDR,
+                          BoardTop, SmokeDesign, ecp5_pll_params, fold_step, ice40_pll_params,
+                          output_streams, stream_register_addrs)
 from hw.spi_csr import miso_data, spi_frame
 from model.blocks import csr as regmap
 from model.blocks.config import ArrayConfig
-from hw.trng_top import (MTJTRNGTop, build_top_for_target, default_emulator_config,
-                         target_array_config)
+from hw.trng_top import (MTJTRNGTop, ReadoutConfig, build_top_for_target,
+                         default_emulator_config, target_array_config)
 from sim import synth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,6 +97,98 @@ def test_board_top_sim_registers_count_and_fold():
     assert out["fold"] == fold, f"seed={seed}: fold of {n} words"
 
 
+class _MultiStreamDesign(wiring.Component):
+    """Test stand-in with several output streams of different shapes (like the TRNG top's
+    ``words`` and ``gauss``): while CTRL.enable is set, stream ``name`` is valid in the cycles
+    selected by its pseudo-random pattern and carries pseudo-random payloads (an LFSR per stream),
+    so streams fire in the same and in different cycles. CSR reads return 0."""
+
+    def __init__(self, shapes):
+        self.shapes = shapes
+        super().__init__({"csr": In(CSRBusSignature()),
+                          **{n: Out(stream.Signature(sh)) for n, sh in shapes.items()}})
+
+    def elaborate(self, platform):
+        m = Module()
+        enable = Signal()
+        with m.If(self.csr.w_stb & (self.csr.addr == regmap.addr("CTRL"))):
+            m.d.sync += enable.eq(self.csr.w_data[regmap.field("CTRL", "enable").lsb])
+        for k, name in enumerate(self.shapes):
+            port = getattr(self, name)
+            width = len(port.payload)
+            lfsr = Signal(32, init=0x1234_5678 + 0x9E37_79B9 * (k + 1) & 0xFFFF_FFFF)
+            # Galois LFSR, taps 0xA3000000 (x^32 + x^30 + x^26 + x^25 + 1, maximal length).
+            m.d.sync += lfsr.eq((lfsr >> 1) ^ (lfsr[0].replicate(32) & 0xA300_0000))
+            m.d.comb += [port.valid.eq(enable & lfsr[k] & lfsr[k + 7]),
+                         port.payload.eq(lfsr.replicate(3)[:width] ^ (lfsr << 5)[:width])]
+        return m
+
+
+def test_board_top_folds_every_output_stream():
+    # Three streams: 40-bit (two fold chunks), 32-bit and signed 16-bit (like gauss), in this
+    # signature order -> board registers of stream k at stream_register_addrs(k).
+    seed = 11
+    shapes = {"wide": 40, "words": 32, "gauss": signed(16)}
+    design = _MultiStreamDesign(shapes)
+    top = BoardTop(design, None)
+    assert top.streams == output_streams(design) == list(shapes)
+    run_cycles = random.Random(seed).randint(300, 500)
+    seen = {n: [] for n in shapes}
+    out = {}
+
+    async def monitor(ctx):
+        # Every output stream is always ready: a word is taken at each edge with valid high.
+        while True:
+            for n in shapes:
+                port = getattr(design, n)
+                assert ctx.get(port.ready) == 1, f"{n}.ready must be held high"
+                if ctx.get(port.valid):
+                    v = ctx.get(port.payload)
+                    seen[n].append(v & ((1 << len(port.payload)) - 1))
+            await ctx.tick()
+
+    async def tb(ctx):
+        async def read(addr):
+            return miso_data(await _spi(ctx, top, spi_frame(False, addr), high=3))
+        await _spi(ctx, top, spi_frame(True, regmap.addr("CTRL"), regmap.pack("CTRL", enable=1)))
+        await ctx.tick().repeat(run_cycles)
+        out["led_activity"] = ctx.get(top.leds[1])
+        await _spi(ctx, top, spi_frame(True, regmap.addr("CTRL"), 0))
+        for k, n in enumerate(shapes):
+            count_addr, fold_addr = stream_register_addrs(k)
+            out[n] = (await read(count_addr), await read(fold_addr))
+        # An unused stream slot reads 0.
+        out["unused"] = [await read(a) for a in stream_register_addrs(len(shapes))]
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(monitor, background=True)
+    sim.add_testbench(tb)
+    sim.run()
+
+    assert out["led_activity"] == 1
+    assert out["unused"] == [0, 0]
+    for n, sh in shapes.items():
+        words = seen[n]
+        width = sh.width if hasattr(sh, "width") else sh
+        assert len(words) > 20, f"seed={seed}: stream {n} carried too few words to test"
+        fold = 0
+        for w in words:
+            fold = fold_step(fold, w, width)
+        assert out[n] == (len(words) & 0xFFFF_FFFF, fold), f"seed={seed}: stream {n}"
+    # The streams fired in different cycle patterns (else the test would not tell them apart).
+    assert len({len(w) for w in seen.values()}) > 1
+
+
+def test_board_register_addresses():
+    assert stream_register_addrs(0) == (RAW_COUNT_ADDR, RAW_FOLD_ADDR)
+    assert len(set(BOARD_ADDRS)) == 2 * MAX_STREAMS
+    assert not {r.addr for r in regmap.REGS} & set(BOARD_ADDRS)
+    for bad in (-1, MAX_STREAMS, 1.0):
+        with pytest.raises(ValueError, match="index"):
+            stream_register_addrs(bad)
+
+
 def test_board_top_rejects_bad_arguments():
     with pytest.raises(ValueError, match="design"):
         BoardTop(object())
@@ -99,6 +196,12 @@ def test_board_top_rejects_bad_arguments():
     design._MustUse__silence = True     # never elaborated on purpose
     with pytest.raises(ValueError, match="board"):
         BoardTop(design, board="ice40")
+    no_stream = _unused(_MultiStreamDesign({}))
+    with pytest.raises(ValueError, match="Out stream"):
+        BoardTop(no_stream)
+    too_many = _unused(_MultiStreamDesign({f"s{i}": 8 for i in range(MAX_STREAMS + 1)}))
+    with pytest.raises(ValueError, match="output streams"):
+        BoardTop(too_many)
 
 
 def test_fold_step_order_sensitive():
@@ -324,6 +427,12 @@ def test_trng_factory_sizes_the_array_per_target():
     assert ecp5.cfg == defaults, "ECP5 builds the default 8 x 8 array"
     ice40 = _unused(build_top_for_target("ice40"))
     assert ice40.cfg.cells < defaults.cells, "the UP5K gets a smaller array"
+    assert ice40.cfg.rows >= 2 and ice40.cfg.cols >= 2
+    # Both build the whole path: readout chain of the same array, outputs words and gauss.
+    for top in (ecp5, ice40):
+        assert top.readout == ReadoutConfig.default(top.cfg)
+        assert output_streams(top) == ["words", "gauss"]
+        assert _unused(BoardTop(top)).streams == ["words", "gauss"]
     assert ice40.cfg.code_width == defaults.code_width == 8
     # Everything but the geometry (and, if ever needed, the window) stays at the defaults.
     for f in ("reset_cycles", "pulse_cycles", "deadband", "step_shift", "code_init"):
@@ -337,7 +446,8 @@ def test_describe_design_names_the_array():
     for target in synth.TARGETS:
         cfg = target_array_config(target)
         text, array = synth.describe_design("trng", _unused(build_top_for_target(target)))
-        assert text.startswith(f"trng {cfg.rows}x{cfg.cols}, {cfg.code_width}-bit codes"), text
+        assert text.startswith(f"trng path {cfg.rows}x{cfg.cols} (health, cond, packer, gauss), "
+                               f"{cfg.code_width}-bit codes"), text
         assert array == {"rows": cfg.rows, "cols": cfg.cols, "code_width": cfg.code_width,
                          "window_log2": cfg.window_log2}
     small_window = ArrayConfig(rows=2, cols=3, window_log2=4, step_shift=2)
