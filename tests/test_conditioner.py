@@ -19,6 +19,7 @@ from hw.health import health_word_layout
 from model.blocks.config import ArrayConfig, ConditionerConfig
 from model.blocks.conditioner import FOLD, PASS, VON_NEUMANN
 from model.blocks.conditioner import Conditioner as Twin
+from tests.simutil import run_sim
 
 
 def pack(vals):
@@ -42,18 +43,7 @@ def random_valid(rng, cols):
 # ------------------------------------------------------------------------------------------------
 # RTL bench
 def rtl_run(cfg, body, domain=None):
-    dut = RTL(cfg)
-    top = Module()
-    top.submodules.dut = dut
-    if domain is not None:
-        top.domains += domain
-    sim = Simulator(top)
-    sim.add_clock(1e-6, domain="sync")
-
-    async def tb(ctx):
-        await body(ctx, dut)
-    sim.add_testbench(tb)
-    sim.run()
+    run_sim(RTL(cfg), body, domain)
 
 
 class Bench:

@@ -22,6 +22,7 @@ from model.blocks.config import ArrayConfig, HealthConfig
 from model.blocks.health import HealthMonitor as Twin
 from model.blocks.health import (apt_cutoff, corr_bounds, critbinom, detection_delay_bound,
                                  escaped_bits, false_alarm_rates, rct_cutoff)
+from tests.simutil import run_sim
 
 
 def small(rows=3, cols=4, holdback=0, **kw):
@@ -553,18 +554,7 @@ class Bench:
 
 
 def rtl_run(cfg, body, domain=None):
-    dut = RTL(cfg)
-    top = Module()
-    top.submodules.dut = dut
-    if domain is not None:
-        top.domains += domain
-    sim = Simulator(top)
-    sim.add_clock(1e-6, domain="sync")
-
-    async def tb(ctx):
-        await body(ctx, dut)
-    sim.add_testbench(tb)
-    sim.run()
+    run_sim(RTL(cfg), body, domain)
 
 
 def cell_sources(cfg, rng):

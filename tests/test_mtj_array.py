@@ -19,6 +19,7 @@ from hw.array_port import ArrayPortSignature
 from hw.mtj_array import MTJArrayController as RTL
 from model.blocks.config import ArrayConfig
 from model.blocks.mtj_array import MTJArrayController as Twin
+from tests.simutil import run_sim
 
 
 def pack(vals, width):
@@ -153,18 +154,7 @@ class Bench:
 def rtl_run(cfg, body, tag, domain=None):
     """Simulate a fresh controller; ``body(ctx, dut)`` is the async test-bench. ``domain``: an
     explicit ``sync`` ClockDomain whose ``rst`` the bench may drive."""
-    dut = RTL(cfg)
-    top = Module()
-    top.submodules.dut = dut
-    if domain is not None:
-        top.domains += domain
-    sim = Simulator(top)
-    sim.add_clock(1e-6, domain="sync")
-
-    async def tb(ctx):
-        await body(ctx, dut)
-    sim.add_testbench(tb)
-    sim.run()
+    run_sim(RTL(cfg), body, domain)
 
 
 def ref_run(cfg, n_rows, array_fn, cal_enable=True):

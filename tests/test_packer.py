@@ -17,6 +17,7 @@ from hw.conditioner import cond_word_layout
 from hw.packer import BitPacker as RTL
 from model.blocks.conditioner import BitPacker as Twin
 from model.blocks.config import ArrayConfig, ConditionerConfig
+from tests.simutil import run_sim
 
 
 def pack(vals):
@@ -37,18 +38,7 @@ def random_valid(rng, cols):
 
 
 def rtl_run(cfg, body, domain=None):
-    dut = RTL(cfg)
-    top = Module()
-    top.submodules.dut = dut
-    if domain is not None:
-        top.domains += domain
-    sim = Simulator(top)
-    sim.add_clock(1e-6, domain="sync")
-
-    async def tb(ctx):
-        await body(ctx, dut)
-    sim.add_testbench(tb)
-    sim.run()
+    run_sim(RTL(cfg), body, domain)
 
 
 class Bench:

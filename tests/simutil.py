@@ -1,0 +1,22 @@
+"""Shared helpers of the Amaranth-simulator tests."""
+
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
+
+
+def run_sim(dut, body, domain=None):
+    """Simulate ``dut`` with a 1 MHz ``sync`` clock; ``body(ctx, dut)`` is the async test-bench.
+
+    ``domain``: an explicit ``sync`` ClockDomain (whose ``rst`` the bench may drive).
+    """
+    top = Module()
+    top.submodules.dut = dut
+    if domain is not None:
+        top.domains += domain
+    sim = Simulator(top)
+    sim.add_clock(1e-6, domain="sync")
+
+    async def tb(ctx):
+        await body(ctx, dut)
+    sim.add_testbench(tb)
+    sim.run()
