@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     atomic_write_json(out / "report.json", report)
     c = report["calibration"]
     md = [
-        "# make sim — MTJ array path", "",
+        "# make sim — MTJ array path and hardware Gaussian noise", "",
         f"Command: `make sim SEED={args.seed}` (git {report['git']}).", "",
         f"- {report['words_checked_bit_exact']} raw words ({report['raw_bits']} bits) from the "
         f"Verilator run equal the twins' bit for bit; {cycles} cycles in {seconds:.1f} s "
