@@ -110,12 +110,14 @@ class MTJArrayEmulator(wiring.Component):
         # start a row in the cycle the generators are reloaded.
         W = cfg.warmup_steps
         count = Signal(range(W + 1), init=W)
-        warming = Signal()
-        m.d.comb += warming.eq(count != 0)
+        # `warming` == (count != 0), kept as a register of its own (its next value is computed
+        # from the count's next value) so the compare is not on the path from `ready` into the
+        # controller's start decision (the iCE40 critical path of the array design).
+        warming = Signal(init=W != 0)
         with m.If(self.reseed):
-            m.d.sync += count.eq(W)
+            m.d.sync += [count.eq(W), warming.eq(W != 0)]
         with m.Elif(warming):
-            m.d.sync += count.eq(count - 1)
+            m.d.sync += [count.eq(count - 1), warming.eq(count != 1)]
         m.d.comb += port.ready.eq(~warming & ~self.reseed)
 
         # ---- SETTLE detection --------------------------------------------------------------
