@@ -21,34 +21,6 @@ from sim.meta import ROOT, provenance
 OUT = ROOT / "build" / "sim"
 
 
-def chi_square_vs_exact(samples, values, probs, min_expected: float = 5.0) -> dict:
-    """Chi-square of ``samples`` against an exact discrete pmf, merging adjacent values until each
-    bin expects at least ``min_expected``. Returns statistic, degrees of freedom and p-value."""
-    from scipy.stats import chi2
-    n = len(samples)
-    idx = np.searchsorted(values, samples)
-    if np.any(idx >= len(values)) or np.any(values[np.minimum(idx, len(values) - 1)] != samples):
-        return {"statistic": float("inf"), "dof": 0, "p_value": 0.0,
-                "note": "a sample outside the exact support"}
-    obs = np.bincount(idx, minlength=len(values)).astype(float)
-    exp = probs * n
-    o_bins, e_bins, o_acc, e_acc = [], [], 0.0, 0.0
-    for o, e in zip(obs, exp):
-        o_acc += o
-        e_acc += e
-        if e_acc >= min_expected:
-            o_bins.append(o_acc)
-            e_bins.append(e_acc)
-            o_acc = e_acc = 0.0
-    if e_acc and e_bins:
-        o_bins[-1] += o_acc
-        e_bins[-1] += e_acc
-    o_bins, e_bins = np.array(o_bins), np.array(e_bins)
-    stat = float(((o_bins - e_bins) ** 2 / e_bins).sum())
-    dof = len(e_bins) - 1
-    return {"statistic": stat, "dof": dof, "p_value": float(chi2.sf(stat, dof))}
-
-
 def gaussian_run(out: Path, seed: int, cbd_samples: int, sum12_samples: int,
                  warmup_windows: int = 30) -> dict:
     """Hardware Gaussian samples from the cycle-accurate readout path, both modes.
@@ -59,7 +31,7 @@ def gaussian_run(out: Path, seed: int, cbd_samples: int, sum12_samples: int,
     """
     from hw.trng_top import MTJTRNGTop
     from model.blocks.config import GaussConfig
-    from model.blocks.gaussian import exact_moments, exact_pmf
+    from model.blocks.gaussian import chi_square, exact_moments, exact_pmf
     from model.io import atomic_write_json  # noqa: F401  (the bench writes the run files)
     from sim.configs import READOUT_DEFAULT, TRNG_DEFAULT, emu_params, emulator_config, \
         readout_config
@@ -96,7 +68,8 @@ def gaussian_run(out: Path, seed: int, cbd_samples: int, sum12_samples: int,
             "warmup_windows": warmup_windows, "raw_words": run["raw_words"],
             "mean": float(z.mean()), "variance": float(z.var()),
             "exact_mean": float(mean), "exact_variance": float(var),
-            "chi_square_vs_exact_pmf": chi_square_vs_exact(raw, values, probs),
+            "chi_square_vs_exact_pmf": dict(zip(("statistic", "p_value", "bins"),
+                                                chi_square(raw, values, probs))),
             "plot": str(png.relative_to(ROOT)),
         }
     return result

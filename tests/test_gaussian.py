@@ -21,7 +21,7 @@ from hw.gaussian import GaussianGenerator as RTL
 from model.blocks.config import ArrayConfig, GaussConfig
 from model.blocks.fixedpoint import (MODE_CBD, MODE_SUM12, cbd_raw, cbd_scale, fixed_point,
                                      saturation_possible, sum12_raw, unsaturated_range)
-from model.blocks.gaussian import GaussianGenerator as Twin
+from model.blocks.gaussian import chi_square, GaussianGenerator as Twin
 from model.blocks.gaussian import (cycles_per_word, exact_counts, exact_moments, exact_pmf,
                                    samples_per_word)
 
@@ -414,32 +414,6 @@ def test_exact_moments(mode):
         cdf = np.cumsum(probs)
         ks = max(abs(c - _normal_cdf(v * lsb - m0)) for v, c in zip(vals, cdf))
         assert ks < bound, f"{cfg} mode {mode}: sup |F - Phi| = {ks}, Berry-Esseen {bound}"
-
-
-def chi_square(samples, vals, probs, min_expected=5.0):
-    """Chi-square statistic and p-value of ``samples`` against the pmf (vals, probs), adjacent
-    support values merged left to right until each bin expects >= min_expected (a short last
-    bin is merged into its neighbour)."""
-    n = samples.size
-    exp = probs * n
-    idx = np.searchsorted(vals, samples)
-    idx = np.clip(idx, 0, vals.size - 1)
-    assert np.all(vals[idx] == samples), "a sample outside the pmf's support"
-    obs = np.bincount(idx, minlength=vals.size).astype(np.float64)
-    bins_e, bins_o, acc_e, acc_o = [], [], 0.0, 0.0
-    for e, o in zip(exp, obs):
-        acc_e += e
-        acc_o += o
-        if acc_e >= min_expected:
-            bins_e.append(acc_e)
-            bins_o.append(acc_o)
-            acc_e = acc_o = 0.0
-    if acc_e or acc_o:
-        bins_e[-1] += acc_e
-        bins_o[-1] += acc_o
-    bins_e, bins_o = np.asarray(bins_e), np.asarray(bins_o)
-    stat = float(((bins_o - bins_e) ** 2 / bins_e).sum())
-    return stat, float(stats.chi2.sf(stat, bins_e.size - 1)), bins_e.size
 
 
 def biased_words(rng, cfg, n, p_one):

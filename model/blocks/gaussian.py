@@ -266,3 +266,33 @@ def exact_moments(cfg: GaussConfig, mode: int) -> tuple[Fraction, Fraction]:
     mean = Fraction(s1, total * scale)
     var = Fraction(s2 * total - s1 * s1, total * total * scale * scale)
     return mean, var
+
+
+def chi_square(samples, vals, probs, min_expected=5.0):
+    """Chi-square statistic and p-value of ``samples`` against the pmf (vals, probs), adjacent
+    support values merged left to right until each bin expects >= min_expected (a short last
+    bin is merged into its neighbour). Returns ``(statistic, p_value, bins)``."""
+    from scipy.stats import chi2
+    _chi2_sf = chi2.sf
+    samples = np.asarray(samples)
+    n = samples.size
+    exp = probs * n
+    idx = np.searchsorted(vals, samples)
+    idx = np.clip(idx, 0, vals.size - 1)
+    if not np.all(vals[idx] == samples):
+        raise ValueError("chi_square: a sample lies outside the pmf's support")
+    obs = np.bincount(idx, minlength=vals.size).astype(np.float64)
+    bins_e, bins_o, acc_e, acc_o = [], [], 0.0, 0.0
+    for e, o in zip(exp, obs):
+        acc_e += e
+        acc_o += o
+        if acc_e >= min_expected:
+            bins_e.append(acc_e)
+            bins_o.append(acc_o)
+            acc_e = acc_o = 0.0
+    if acc_e or acc_o:
+        bins_e[-1] += acc_e
+        bins_o[-1] += acc_o
+    bins_e, bins_o = np.asarray(bins_e), np.asarray(bins_o)
+    stat = float(((bins_o - bins_e) ** 2 / bins_e).sum())
+    return stat, float(_chi2_sf(stat, bins_e.size - 1)), bins_e.size
