@@ -20,3 +20,18 @@ def run_sim(dut, body, domain=None):
         await body(ctx, dut)
     sim.add_testbench(tb)
     sim.run()
+
+
+def pack(vals):
+    """Bits (column 0 first) -> int with bit c = vals[c]."""
+    return sum(int(v) << i for i, v in enumerate(vals))
+
+
+def random_valid(rng, cols):
+    """A valid mask: all-0, all-1, or random with a random density."""
+    u = rng.random()
+    if u < 0.15:
+        return 0
+    if u < 0.4:
+        return (1 << cols) - 1
+    return pack(rng.random(cols) < rng.random())

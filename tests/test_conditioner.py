@@ -19,25 +19,13 @@ from hw.health import health_word_layout
 from model.blocks.config import ArrayConfig, ConditionerConfig
 from model.blocks.conditioner import FOLD, PASS, VON_NEUMANN
 from model.blocks.conditioner import Conditioner as Twin
-from tests.simutil import run_sim
+from tests.simutil import pack, random_valid, run_sim
 
-
-def pack(vals):
-    return sum(int(v) << i for i, v in enumerate(vals))
 
 
 def cfg_of(rows, cols, max_fold=8):
     return ConditionerConfig(ArrayConfig(rows=rows, cols=cols), max_fold=max_fold)
 
-
-def random_valid(rng, cols):
-    """A valid mask: all-0, all-1, or random with a random density."""
-    u = rng.random()
-    if u < 0.15:
-        return 0
-    if u < 0.4:
-        return (1 << cols) - 1
-    return pack(rng.random(cols) < rng.random())
 
 
 # ------------------------------------------------------------------------------------------------

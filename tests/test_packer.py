@@ -17,24 +17,13 @@ from hw.conditioner import cond_word_layout
 from hw.packer import BitPacker as RTL
 from model.blocks.conditioner import BitPacker as Twin
 from model.blocks.config import ArrayConfig, ConditionerConfig
-from tests.simutil import run_sim
+from tests.simutil import pack, random_valid, run_sim
 
-
-def pack(vals):
-    return sum(int(v) << i for i, v in enumerate(vals))
 
 
 def cfg_of(cols, word_bits, rows=2):
     return ConditionerConfig(ArrayConfig(rows=rows, cols=cols), word_bits=word_bits)
 
-
-def random_valid(rng, cols):
-    u = rng.random()
-    if u < 0.15:
-        return 0
-    if u < 0.4:
-        return (1 << cols) - 1
-    return pack(rng.random(cols) < rng.random())
 
 
 def rtl_run(cfg, body, domain=None):
