@@ -244,7 +244,8 @@ def test_export_port_words_reload_the_program():
 
 def test_qat_reduces_digital_loss():
     """Quantization-aware fine-tuning through the straight-through estimator lowers the loss
-    measured in digital mode (coarse 3-bit weights, 4-bit inputs, 4-bit ADC)."""
+    measured in digital mode (coarse 4-bit weights, 4-bit inputs, 6-bit ADC; the scales stay
+    those of the calibration)."""
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     x = torch.randn(512, 12, generator=g)
@@ -256,12 +257,12 @@ def test_qat_reduces_digital_loss():
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    spec = CrossbarSpec(weight_bits=3, input_bits=4, adc_bits=4, rows=8, cols=8)
+    spec = CrossbarSpec(weight_bits=4, input_bits=4, adc_bits=6, rows=8, cols=8)
     q = convert(model, "digital", spec, calib=x)
     with torch.no_grad():
         before = float(F.cross_entropy(q(x), y))
     opt = torch.optim.Adam(q.parameters(), lr=3e-3)
-    for _ in range(60):
+    for _ in range(100):
         opt.zero_grad()
         loss = F.cross_entropy(q(x), y)
         loss.backward()
@@ -269,7 +270,7 @@ def test_qat_reduces_digital_loss():
         opt.step()
     with torch.no_grad():
         after = float(F.cross_entropy(q(x), y))
-    assert after < 0.9 * before, (before, after)
+    assert after < 0.8 * before, (before, after)          # measured 0.98 -> 0.59
 
 
 def test_training_noise():
@@ -299,3 +300,122 @@ def test_frac_bits_for():
     for v in np.random.default_rng(0).uniform(1e-4, 1e4, 200):
         f = frac_bits_for(float(v), 127)
         assert v * 2.0 ** f <= 127 < v * 2.0 ** (f + 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Analog mode (model/devices/crossbar.py)
+needs_analog = pytest.mark.skipif(not HAVE_ANALOG, reason="model/devices/crossbar.py not present")
+
+
+def _analog_pair(tech, adc_bits, seed=0):
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(37, 29), nn.ReLU(), nn.Linear(29, 18), nn.SiLU(),
+                          nn.Linear(18, 5))
+    spec = CrossbarSpec(rows=16, cols=8, adc_bits=adc_bits, tech=tech, seed=seed)
+    x = torch.from_numpy(rng.normal(size=(150, 37)).astype(np.float32))
+    conv = convert(model, "digital", spec, calib=x)
+    return conv, x
+
+
+@needs_analog
+@pytest.mark.parametrize("tech", ["rram", "mtj"])
+def test_analog_ideal_equals_digital_with_adc(tech):
+    """Ideal cells, no noise, the tile ADC ideal-combined: analog codes equal the digital ones."""
+    conv, x = _analog_pair(tech, adc_bits=6, seed=1)
+    with torch.no_grad():
+        yd = conv(x)
+        set_mode(conv, "analog")
+        ya = conv(x)
+    assert torch.equal(yd, ya)
+
+
+@needs_analog
+@pytest.mark.parametrize("tech", ["rram", "mtj"])
+def test_analog_ideal_no_adc_matches_lossless_digital(tech):
+    """No ADC, ideal cells: block sums equal the exact integer sums to float tolerance; outputs
+    differ only where a sum sits on a rounding tie of the requantization (<= 1 code)."""
+    conv, x = _analog_pair(tech, adc_bits=None, seed=2)
+    for m in crossbar_layers(conv):
+        xc = m.input_codes(torch.randn(50, m.in_features) * 2.0 ** -m.scales.fx * 40)
+        sd, sa = m.digital_sums(xc), m.analog_sums(xc)
+        assert float((sd - sa).abs().max()) <= 1e-9 * max(1.0, float(sd.abs().max()))
+    with torch.no_grad():
+        yd = conv(x)
+        set_mode(conv, "analog")
+        ya = conv(x)
+    lsb = 2.0 ** -crossbar_layers(conv)[-1].scales.fx_out
+    assert float((yd - ya).abs().max()) <= lsb * 1.0001
+    assert float((yd != ya).float().mean()) < 0.05
+
+
+@needs_analog
+def test_analog_read_noise_per_pass_and_seeded():
+    from model.devices.crossbar import ReadNoise
+    conv, x = _analog_pair("rram", adc_bits=8, seed=3)
+    spec = conv[0].spec.replace(analog={"read_noise": ReadNoise("multiplicative", 0.2)},
+                                seed=11)
+    set_spec(conv, spec)
+    set_mode(conv, "analog")
+    with torch.no_grad():
+        a1, a2 = conv(x), conv(x)
+    assert not torch.equal(a1, a2), "read noise is drawn afresh on every pass"
+    again = copy.deepcopy(conv)
+    for m in crossbar_layers(again):
+        m._analog = None
+        m.reset_noise()
+    with torch.no_grad():
+        assert torch.equal(again(x), a1), "same seed, same bits"
+    set_spec(conv, spec.replace(seed=12))
+    with torch.no_grad():
+        assert not torch.equal(conv(x), a1)
+    # Gradients flow in analog mode (float surrogate, straight-through).
+    conv.zero_grad()
+    F.mse_loss(conv(x), torch.zeros(len(x), 5)).backward()
+    assert all(p.grad is not None for p in conv.parameters())
+
+
+@needs_analog
+def test_bad_analog_spec():
+    with pytest.raises(ValueError, match="CrossbarSpec.tech = 'pcm'"):
+        CrossbarSpec(tech="PCM")
+    with pytest.raises(ValueError, match="analog\\['sigma'\\]: not an AnalogConfig field"):
+        CrossbarSpec(analog={"sigma": 0.1})
+    with pytest.raises(ValueError, match="prog_sigma_rel"):
+        CrossbarSpec(analog={"prog_sigma_rel": 2.0})
+
+
+# ------------------------------------------------------------------------------------------------
+# Digits validation (tiny run of sim/crossbar_validation.py)
+@pytest.mark.skipif(not (HAVE_SKLEARN and HAVE_ANALOG),
+                    reason="needs scikit-learn (bundled digits) and model/devices/crossbar.py")
+def test_digits_validation_sanity():
+    from sim.crossbar_validation import run_validation
+    rep = run_validation(seed=1, repeats=2, sigmas=(0.0, 0.05, 0.3, 1.0), adc_bits=(2, 4, 8),
+                         adc_noise=(("multiplicative", 0.1),), hidden=(32,), epochs=60,
+                         noise_aware=False, log=lambda *a: None)
+    assert rep["float_accuracy"]["standard"] > 0.9
+    assert rep["digital"]["bit_exact_with_twin"]
+    assert rep["digital"]["accuracy"] > 0.9
+    for cur in rep["analog_vs_noise"]:
+        m = [p["mean"] for p in cur["points"]]
+        assert m[0] > 0.9, cur
+        assert m[-1] < m[0] - 0.2, cur                      # large noise hurts
+        assert all(b <= a + 0.03 for a, b in zip(m, m[1:])), cur   # monotone-ish
+    adc = rep["accuracy_vs_adc_bits"]
+    assert adc["digital"][0] < 0.5 < 0.9 < adc["digital"][-1]
+    assert adc["digital"][-1] >= adc["digital"][1] - 0.01
+    ana = [p["mean"] for p in adc["analog"][0]["points"]]
+    assert ana[-1] >= ana[1] - 0.02 and ana[-1] > ana[0] + 0.3
+
+
+def test_validation_cli_bad_arguments(tmp_path):
+    import subprocess
+    import sys
+
+    from sim.meta import ROOT
+    for argv, needle in ((["--seed", "-1"], "--seed = -1"), (["--repeats", "0"], "--repeats = 0")):
+        r = subprocess.run([sys.executable, "-m", "sim.crossbar_validation", *argv,
+                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
+    assert not list(tmp_path.iterdir())
