@@ -242,6 +242,35 @@ def test_export_port_words_reload_the_program():
     assert [layers[i] for i in range(len(layers))] == prog.layers
 
 
+def test_export_into_a_given_engine_build():
+    """A model fits a fixed engine build (bit-serial, other P, larger memories) and runs there
+    exactly as in digital mode; a build that cannot hold it is refused with the field named."""
+    from model.blocks.crossbar_config import EngineConfig, TileConfig
+    torch.manual_seed(4)
+    spec = CrossbarSpec(rows=8, cols=8, weight_bits=6, input_bits=6, adc_bits=8, bias_bits=12)
+    m = convert(nn.Sequential(nn.Linear(20, 24), nn.ReLU(), nn.Linear(24, 7)), spec=spec,
+                calib=torch.randn(64, 20))
+    build = EngineConfig(tile=TileConfig(rows=8, cols=8, weight_bits=6, input_bits=6,
+                                         input_signed=True, adc_bits=8, macs_per_cycle=2,
+                                         bit_serial=True, slots=16),
+                         max_dim=24, max_layers=3, bias_bits=12, bias_entries=64)
+    prog = export_program(m, build)
+    assert prog.cfg is build
+    x = torch.randn(33, 20)
+    with torch.no_grad():
+        want = (m(x).double() * 2.0 ** prog.fx_out).numpy().astype(np.int64)
+    assert np.array_equal(prog.engine().run(prog.quantize_input(x.numpy())), want)
+    from dataclasses import replace
+    with pytest.raises(ValueError, match="cfg.max_dim = 16"):
+        export_program(m, replace(build, max_dim=16))
+    with pytest.raises(ValueError, match="cfg.slots = 8"):
+        export_program(m, replace(build, tile=replace(build.tile, slots=8)))
+    with pytest.raises(ValueError, match="cfg.tile.weight_bits = 5"):
+        export_program(m, replace(build, tile=replace(build.tile, weight_bits=5)))
+    with pytest.raises(ValueError, match="cfg.bias_bits = 16"):
+        export_program(m, replace(build, bias_bits=16))
+
+
 def test_qat_reduces_digital_loss():
     """Quantization-aware fine-tuning through the straight-through estimator lowers the loss
     measured in digital mode (coarse 4-bit weights, 4-bit inputs, 6-bit ADC; the scales stay

@@ -49,6 +49,10 @@ class EngineProgram:
     fx_in: int
     fx_out: int
 
+    def as_tuple(self):
+        """``(cfg, layers, weights, biases, lut)``."""
+        return self.cfg, self.layers, self.weights, self.biases, self.lut
+
     def engine(self) -> LayerEngine:
         """A twin loaded with this program."""
         e = LayerEngine(self.cfg)
@@ -112,9 +116,35 @@ def _chain(model: nn.Module) -> list[CrossbarLinear]:
                      f"or an nn.Sequential of them")
 
 
-def export_program(model: nn.Module) -> EngineProgram:
+def _check_target(cfg: EngineConfig, spec, need: dict) -> None:
+    """A given engine build must compute what the spec computes and hold the program."""
+    if not isinstance(cfg, EngineConfig):
+        raise ValueError(f"export_program.cfg = {cfg!r}: must be an EngineConfig or None")
+    t = cfg.tile
+    for f, want in (("rows", spec.rows), ("cols", spec.cols), ("weight_bits", spec.weight_bits),
+                    ("input_bits", spec.input_bits), ("input_signed", spec.input_signed),
+                    ("adc_bits", spec.digital_adc_bits)):
+        if getattr(t, f) != want:
+            raise ValueError(f"export_program.cfg.tile.{f} = {getattr(t, f)!r}: the model was "
+                             f"converted for {want!r}; allowed {want!r}")
+    if cfg.bias_bits != spec.bias_bits:
+        raise ValueError(f"export_program.cfg.bias_bits = {cfg.bias_bits}: the model clips biases "
+                         f"to {spec.bias_bits} bits; allowed {spec.bias_bits}")
+    for f, v in need.items():
+        have = t.slots if f == "slots" else getattr(cfg, f)
+        if have < v:
+            raise ValueError(f"export_program.cfg.{f} = {have}: too small for this model, "
+                             f"allowed >= {v}")
+
+
+def export_program(model: nn.Module, cfg: EngineConfig | None = None) -> EngineProgram:
     """The engine program of a calibrated chain (module docstring); raises ``ValueError`` naming
-    the layer that breaks a rule."""
+    the layer that breaks a rule.
+
+    ``cfg``: an existing engine build to fit the program into (its tile must have the spec's
+    rows, cols and bit widths, ``macs_per_cycle`` and ``bit_serial`` are free; enough slots,
+    ``max_dim``, ``max_layers`` and bias entries); ``None`` sizes the engine to the model.
+    """
     layers = _chain(model)
     if not layers:
         raise ValueError("export_program.model: no CrossbarLinear layer")
@@ -142,11 +172,16 @@ def export_program(model: nn.Module) -> EngineProgram:
                 raise ValueError(f"export_program: layer {i}'s activation table differs from "
                                  f"layer {luts[0][0]}'s; the engine has one LUT (use one "
                                  f"activation function and calibrate the model as a whole)")
-    tile = spec.tile_config(slots=sum(m.row_blocks() * m.col_blocks() for m in layers))
-    cfg = EngineConfig(tile=tile,
-                       max_dim=max(max(m.in_features, m.out_features) for m in layers),
-                       max_layers=len(layers), bias_bits=spec.bias_bits,
-                       bias_entries=sum(m.out_features for m in layers))
+    need = {"slots": sum(m.row_blocks() * m.col_blocks() for m in layers),
+            "max_dim": max(max(m.in_features, m.out_features) for m in layers),
+            "max_layers": len(layers), "bias_entries": sum(m.out_features for m in layers)}
+    if cfg is None:
+        cfg = EngineConfig(tile=spec.tile_config(slots=need["slots"]), max_dim=need["max_dim"],
+                           max_layers=need["max_layers"], bias_bits=spec.bias_bits,
+                           bias_entries=need["bias_entries"])
+    else:
+        _check_target(cfg, spec, need)
+    tile = cfg.tile
     descs, weights, biases = [], [], []
     slot, bias = 0, 0
     for i, m in enumerate(layers):
