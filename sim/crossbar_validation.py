@@ -254,8 +254,9 @@ def markdown(rep: dict) -> str:
     if "noise_aware" in rep["float_accuracy"]:
         md.append(f"| float, noise-aware training | {rep['float_accuracy']['noise_aware']:.4f} |")
     md += ["", "## Analog accuracy vs read-noise σ", "",
-           "| σ | " + " | ".join(f"{c['kind']}{' (noise-aware net)' if c['net'] == 'noise_aware' else ''}"
-                                 for c in rep["analog_vs_noise"]) + " |",
+           "| σ | " + " | ".join(
+               c["kind"] + (" (noise-aware net)" if c["net"] == "noise_aware" else "")
+               for c in rep["analog_vs_noise"]) + " |",
            "|---|" + "---|" * len(rep["analog_vs_noise"])]
     for i, pt in enumerate(rep["analog_vs_noise"][0]["points"]):
         md.append(f"| {pt['sigma']:g} | " + " | ".join(
@@ -296,7 +297,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    for name, v, lo, hi in (("--seed", args.seed, 0, 2**32 - 1), ("--repeats", args.repeats, 1, 100),
+    for name, v, lo, hi in (("--seed", args.seed, 0, 2**32 - 1),
+                            ("--repeats", args.repeats, 1, 100),
                             ("--epochs", args.epochs, 1, 10_000)):
         if not lo <= v <= hi:
             print(f"error: {name} = {v}: out of range, allowed [{lo}, {hi}]", file=sys.stderr)

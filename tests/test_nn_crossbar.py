@@ -24,7 +24,6 @@ torch.set_num_threads(1)
 
 HAVE_ANALOG = importlib.util.find_spec("model.devices.crossbar") is not None
 HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None
-ACTS = [nn.ReLU, nn.SiLU, nn.GELU, nn.Tanh, None]
 
 
 def random_mlp(rng, n_layers=None, act=None):

@@ -58,8 +58,9 @@ class CrossbarSpec:
         ``"mtj"``; case-insensitive, stored lower-case).
     analog:
         Overrides of ``model.devices.crossbar.AnalogConfig`` fields (e.g. ``{"read_noise":
-        ReadNoise("multiplicative", 0.05), "prog_sigma_rel": 0.02}``; the defaults are ideal); the fields that the spec
-        and the calibration own (tech, bit widths, adc_shift) are not allowed here.
+        ReadNoise("multiplicative", 0.05), "prog_sigma_rel": 0.02}``; the defaults are
+        ideal); the fields that the spec and the calibration own (tech, bit widths,
+        adc_shift) are not allowed here.
     noise_aware, train_noise_sigma, train_noise_trunc:
         Hardware-aware training in float mode (Yang et al. 2024, arXiv 2404.05648, reference
         code): while the module is in training mode every forward uses weights ``w * (1 + n)``,
