@@ -37,7 +37,7 @@ cells). Rows are driven at the left end, columns read at the bottom into a virtu
 topology of :mod:`model.devices.nodal`). ``ir_model='first_order'``: the first-order drops give
 each cell a coefficient ``ε_ij = r·(Σ_j' G_ij'·(min(j, j')+1) + Σ_i' G_i'j·(R - max(i, i')))``
 (word-line segments carrying row i's current up to cell j, bit-line segments carrying column j's
-current below row i), applied as ``G_eff = G / (1 + ε)`` (for the same cost ~10x more accurate
+current below row i), applied as ``G_eff = G / (1 + ε)`` (for the same cost 6-20x more accurate
 than ``G·(1 - ε)``; exact for a single cell). Against the full nodal solution its error in any
 column current is at most ``0.242·ε_max²`` times the largest full-scale column current
 ``max_j Σ_r |V_r|·G_rj`` (measured, ε_max <= 1; :data:`IR_FIRST_ORDER_ERR_COEFF` = 0.3 with
@@ -576,10 +576,11 @@ class AnalogCrossbar:
         an = self._alpha[..., 1].reshape(R, J)
 
         def weights_of(n):
-            # n: (..., R, J, 2) for additive (per cell), (..., R, J) for multiplicative (per pair)
+            # n: (..., R, J, 2) for additive (per cell), (..., R, J) for multiplicative (per pair);
+            # the multiplicative product is formed in place (n is a fresh draw)
             if add:
                 return win * (ap * n[..., 0] - an * n[..., 1])
-            return self._d_eff * n
+            return np.multiply(n, self._d_eff, out=n)
 
         shape = (R, J, 2) if add else (R, J)
         if rn.per == "call":

@@ -2,7 +2,7 @@
 
 Physics layer of spindiff: numpy/scipy only. Used by ``model.devices.crossbar`` for its exact
 IR-drop mode (``ir_model='nodal'``); the tests check it against the independent solver of the
-``badcrossbar`` package (Joksas & Mehonic, SoftwareX 2020) and against closed forms.
+``badcrossbar`` package (Joksas & Mehonic, SoftwareX 12, 100617, 2020) and against closed forms.
 
 Topology (the common one, and badcrossbar's): R word lines (rows) by N bit lines (columns). Row
 i is driven by an ideal source V_i at its left end; between the source and the first cell and
