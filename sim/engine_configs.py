@@ -135,6 +135,23 @@ class EngineProgram:
         out += [(CFG_LAYER, i, pack_layer(cfg, d)) for i, d in enumerate(self.layers)]
         return out
 
+    def to_dict(self) -> dict:
+        """JSON-able form (the cocotb bench rebuilds it with :meth:`from_dict`)."""
+        from dataclasses import asdict
+        return {"cfg": engine_params(self.cfg), "layers": [asdict(d) for d in self.layers],
+                "weights": [np.asarray(w).tolist() for w in self.weights],
+                "biases": [np.asarray(b).tolist() for b in self.biases],
+                "lut": None if self.lut is None else np.asarray(self.lut).tolist(),
+                "info": self.info, "pad_seed": self.pad_seed}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EngineProgram":
+        return cls(engine_from_params(d["cfg"]), [LayerDesc(**x) for x in d["layers"]],
+                   [np.asarray(w, dtype=np.int64) for w in d["weights"]],
+                   [np.asarray(b, dtype=np.int64) for b in d["biases"]],
+                   None if d["lut"] is None else np.asarray(d["lut"], dtype=np.int64),
+                   dict(d.get("info", {})), d.get("pad_seed"))
+
     def random_inputs(self, rng, n: int) -> np.ndarray:
         lo, hi = self.cfg.tile.input_range
         return rng.integers(lo, hi + 1, size=(n, self.in_dim), dtype=np.int64)
