@@ -110,7 +110,6 @@ class EngineBench:
         base = len(self.received)
         runs0 = int(dut.runs_done.value)
         busy0 = int(dut.busy_cycles.value)
-        c0 = int(dut.cycles.value)
         dut.n_layers.value = n_layers
         dut.gen_seed.value = gen_seed
         dut.bp_seed.value = bp_seed
@@ -139,7 +138,8 @@ class EngineBench:
             raise AssertionError(f"runs did not finish: {int(dut.runs_done.value) - runs0} of "
                                  f"{runs} (seed={self.seed})")
         await FallingEdge(dut.clk)
-        cycles = int(dut.cycles.value) - c0
+        # From the first input beat taken to the last output beat taken, both included.
+        cycles = int(dut.last_out.value) - int(dut.first_in.value) + 1
         busy = int(dut.busy_cycles.value) - busy0
         self.take_partial_batch()
         got = self.received[base:]
@@ -157,6 +157,7 @@ class EngineBench:
                 f"(program {prog.info}, layers {layers}, x {x[r * in_dim:(r + 1) * in_dim]}, "
                 f"seed={self.seed})")
         return {"runs": runs, "outputs": total, "cycles": cycles, "busy_cycles": busy,
+                "cycles_per_run": cycles / runs,
                 "layer_mvms": runs * sum(d.blocks(cfg.tile) for d in layers),
                 "run_cycles_formula": run_cycles(cfg, layers), "n_layers": len(layers),
                 "dims": [layers[0].in_dim] + [d.out_dim for d in layers],

@@ -14,7 +14,9 @@ writes the program at transaction level), and adds:
   ``[i*w, (i+1)*w)``, oldest first) and ``word_toggle`` flips; ``fill`` entries of a partial
   batch sit in the top slots of ``buf``;
 * counters: ``cycles`` (free running), ``busy_cycles`` (cycles with the engine busy),
-  ``outs`` (beats taken), ``runs_done`` (beats with ``last``).
+  ``outs`` (beats taken), ``runs_done`` (beats with ``last``); time stamps (``cycles`` values):
+  ``first_in`` of the first input beat taken after ``gen_load``, ``last_out`` of the latest
+  output beat taken.
 
 A zero seed is replaced by 1 (xorshift has no zero state).
 """
@@ -86,6 +88,7 @@ class EngineHarness(wiring.Component):
             "word": Out(w * batch), "word_toggle": Out(1),
             "buf": Out(w * batch), "fill": Out(range(batch + 1)),
             "cycles": Out(32), "busy_cycles": Out(32), "outs": Out(32), "runs_done": Out(32),
+            "first_in": Out(32), "last_out": Out(32),
         })
 
     def elaborate(self, platform):
@@ -109,6 +112,11 @@ class EngineHarness(wiring.Component):
         ib = self.config.tile.input_bits
         valid = (self.gen_left != 0) & (gap_r[:8] >= self.gen_thresh)
         m.d.comb += [dut.inp.valid.eq(valid), dut.inp.payload.code.eq(code_r[:ib])]
+        armed = Signal()
+        with m.If(self.gen_load):
+            m.d.sync += armed.eq(1)
+        with m.Elif(armed & dut.inp.valid & dut.inp.ready):
+            m.d.sync += [armed.eq(0), self.first_in.eq(self.cycles)]
         with m.If(self.gen_load):
             m.d.sync += [code_r.eq(Mux(self.gen_seed == 0, 1, self.gen_seed)),
                          gap_r.eq(Mux(self.gen_seed == 0, 1, self.gen_seed) ^ 0x9E3779B9),
@@ -132,7 +140,7 @@ class EngineHarness(wiring.Component):
                             | (dut.out.payload.last << ib))
         shifted = (beat << ((n - 1) * w)) | (self.buf >> w)
         with m.If(dut.out.valid & ready):
-            m.d.sync += self.outs.eq(self.outs + 1)
+            m.d.sync += [self.outs.eq(self.outs + 1), self.last_out.eq(self.cycles)]
             with m.If(dut.out.payload.last):
                 m.d.sync += self.runs_done.eq(self.runs_done + 1)
             with m.If(self.fill == n - 1):

@@ -26,3 +26,17 @@ def test_engine_bit_exact(name, n_programs, runs):
                       "gen_thresh": 160, "bp_thresh": 160, "partial_layers": 0.25},
                      seed=SEED + len(name), run_name=f"{name}_random")
     assert res.tests == 1 and res.failed == 0
+
+
+def test_engine_demo_runs_bit_exact():
+    """The README demo (sim/engine_demo.py): the demo MLP on the parallel build, bit-exact, and
+    back-to-back inferences no slower than the documented run_cycles()."""
+    from sim.engine_demo import run_engine_bench
+    r = run_engine_bench("engine_par", runs=6, seed=SEED)
+    assert r["bit_exact"], r
+    assert r["layer_mvms"] == 6 * 14 and r["dims"] == [24, 16, 16, 10]
+    assert 0 < r["cycles_per_inference"] <= r["formula_cycles_per_inference"], r
+    with pytest.raises(ValueError, match="cfg_name = 'nope': unknown"):
+        run_engine_bench("nope")
+    with pytest.raises(ValueError, match=r"runs = 0: out of range"):
+        run_engine_bench("engine_par", runs=0)
