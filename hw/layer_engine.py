@@ -84,8 +84,8 @@ class LayerEngine(wiring.Component):
         Layers of the next run, sampled with its first input beat (0 acts as 1).
     inp : In(stream.Signature(inp_layout(cfg)))
         ``in_dim`` of descriptor 0 beats per run (element 0 first), written into activation
-        buffer A. Ready while idle (except as above) and until the run's inputs are in; never
-        during the computation.
+        buffer A. Ready while idle (except as above, and in the first cycle after reset) and
+        until the run's inputs are in; never during the computation.
     out : Out(stream.Signature(out_layout(cfg)))
         ``out_dim`` of the last layer beats per run, element 0 first, ``last`` on the final one.
         ``out.valid`` and ``out.payload`` are registers and a LUT read port; they never depend on
