@@ -71,6 +71,24 @@ class LayerEngine:
             if i and d.in_dim != layers[i - 1].out_dim:
                 raise ValueError(f"LayerEngine.program[{i}].in_dim = {d.in_dim}: must equal "
                                  f"the previous layer's out_dim = {layers[i - 1].out_dim}")
+        # Two layers sharing slots or biases would overwrite each other's weights when loaded:
+        # refuse it here rather than let load_layer() silently clobber one of them.
+        t = self.cfg.tile
+        for i, a in enumerate(layers):
+            for j in range(i):
+                b = layers[j]
+                if (a.slot_base < b.slot_base + b.blocks(t)
+                        and b.slot_base < a.slot_base + a.blocks(t)):
+                    raise ValueError(
+                        f"LayerEngine.program[{i}].slot_base = {a.slot_base}: slots "
+                        f"[{a.slot_base}, {a.slot_base + a.blocks(t)}) overlap layer {j}'s "
+                        f"[{b.slot_base}, {b.slot_base + b.blocks(t)})")
+                if (a.bias_base < b.bias_base + b.out_dim
+                        and b.bias_base < a.bias_base + a.out_dim):
+                    raise ValueError(
+                        f"LayerEngine.program[{i}].bias_base = {a.bias_base}: biases "
+                        f"[{a.bias_base}, {a.bias_base + a.out_dim}) overlap layer {j}'s "
+                        f"[{b.bias_base}, {b.bias_base + b.out_dim})")
         self.program = layers
 
     # -- compute --------------------------------------------------------------------------------
