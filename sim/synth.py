@@ -56,6 +56,7 @@ DESIGNS = {
     "trng": "hw.trng_top:build_top_for_target",
     "array": "hw.trng_top:build_array_top_for_target",
     "smoke": "hw.platforms:build_smoke_design",
+    "crossbar": "hw.crossbar_top:build_crossbar_for_target",
 }
 
 TARGETS = ("ice40", "ecp5")
@@ -289,7 +290,14 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     an :class:`~model.blocks.config.ArrayConfig` (``cfg`` or ``array_cfg`` attribute).
     """
     from model.blocks.config import ArrayConfig   # noqa: PLC0415
+    from model.blocks.crossbar_config import EngineConfig   # noqa: PLC0415
     cfg = getattr(component, "cfg", None)
+    if isinstance(cfg, EngineConfig):
+        t = cfg.tile
+        text = (f"{name} layer engine, {t.rows}x{t.cols} tile, {t.macs_per_cycle} MACs/cycle"
+                f"{', bit-serial' if t.bit_serial else ''}, {t.slots} slots, "
+                f"{t.weight_bits}-bit weights, {t.input_bits}-bit DAC, {t.adc_bits}-bit ADC")
+        return text, None
     if not isinstance(cfg, ArrayConfig):
         cfg = getattr(component, "array_cfg", None)     # SmokeDesign's name for it
     if not isinstance(cfg, ArrayConfig):
@@ -304,6 +312,11 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     array = {"rows": cfg.rows, "cols": cfg.cols, "code_width": cfg.code_width,
              "window_log2": cfg.window_log2}
     return text, array
+
+
+def report_stem(design: str) -> str:
+    """File stem of a design's report: ``report`` for the TRNG path, ``report-<design>`` else."""
+    return "report" if design == "trng" else f"report-{design}"
 
 
 def check_target(target: str) -> str:
@@ -400,11 +413,14 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
 
     board = BOARDS[target]
     out_dir = Path(out) / target
-    build_dir = out_dir / "build"
+    # The TRNG path keeps the plain names; other designs get their own, so one target's reports
+    # of several designs live side by side (report-crossbar.json next to report.json).
+    stem = report_stem(design)
+    build_dir = out_dir / ("build" if design == "trng" else f"build-{design}")
     # Stale logs would confuse progress and parsing, a stale report would outlive a failed run.
     if build_dir.exists():
         shutil.rmtree(build_dir)
-    for stale in ("report.json", "report.md"):
+    for stale in (f"{stem}.json", f"{stem}.md"):
         (out_dir / stale).unlink(missing_ok=True)
     name = design
 
@@ -423,8 +439,12 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
         with patched_environ(env), _Progress(build_dir, name, target, log):
             # --timing-allow-fail: a design that misses the constraint still gets placed, routed
             # and reported (timing_met=false) instead of nextpnr exiting with an error.
+            # A design may ask for extra synthesis options per target (``synth_opts``, e.g.
+            # "-dsp" so synth_ice40 maps multipliers to the UP5K's SB_MAC16 blocks).
+            extra = getattr(component, "synth_opts", {}).get(target)
+            opts = {"synth_opts": extra} if extra else {}
             platform.build(top, name=name, build_dir=str(build_dir), do_program=False,
-                           nextpnr_opts="--timing-allow-fail")
+                           nextpnr_opts="--timing-allow-fail", **opts)
     except ToolNotFound as e:
         raise ToolFailed(f"{e} (install the synth extras: pip install -e '.[synth]')") from None
     except subprocess.CalledProcessError as e:
@@ -448,6 +468,10 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
                       partial=failed is not None)
     rep["design_name"] = design
     rep["array"] = array
+    ecfg = getattr(component, "cfg", None)
+    if hasattr(ecfg, "tile"):   # a layer engine: its configuration as built
+        from dataclasses import asdict   # noqa: PLC0415
+        rep["crossbar"] = {**asdict(ecfg), "macs_per_cycle": ecfg.tile.macs_per_cycle}
     rep["pll"] = {k: (round(v) if isinstance(v, float) else v) for k, v in top.pll.items()}
     rep["seconds"] = round(time.monotonic() - t_start, 2)
     rep["seconds_build"] = round(seconds_build, 2)
@@ -461,16 +485,16 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     rep["command"] = command or f"python -m sim.synth --target {target} --design {design} " \
                                 f"--out {out}"
     rep["build_dir"] = str(build_dir)
-    atomic_write_json(out_dir / "report.json", rep)
-    atomic_write_text(out_dir / "report.md", report_markdown(rep))
-    log(f"[synth] wrote {out_dir / 'report.json'} and report.md")
+    atomic_write_json(out_dir / f"{stem}.json", rep)
+    atomic_write_text(out_dir / f"{stem}.md", report_markdown(rep))
+    log(f"[synth] wrote {out_dir / (stem + '.json')} and {stem}.md")
     util = f"{rep['luts']}/{rep['luts_available']} LUTs, {rep['ffs']} FFs, {rep['brams']} BRAMs, " \
            f"{rep['dsps']} DSPs"
     if failed is not None:
         why = "; ".join(rep["errors"]) or f"exit status {failed.returncode}"
         fit = "" if rep["fits"] else " (does not fit)"
         raise ToolFailed(f"{target}/{description}: build failed{fit}: {util}; {why}; "
-                         f"report {out_dir / 'report.json'}")
+                         f"report {out_dir / (stem + '.json')}")
     log(f"[synth] {target}/{description}: {util}; Fmax {rep['fmax_mhz']:.2f} MHz vs "
         f"{rep['constraint_mhz']:.2f} MHz ({'met' if rep['timing_met'] else 'NOT met'}); "
         f"{rep['seconds']:.1f} s")
