@@ -500,7 +500,7 @@ def ice40_smoke(tmp_path_factory):
 @pytest.mark.slow
 def test_real_ice40_smoke_build(ice40_smoke):
     out, rep = ice40_smoke
-    on_disk = json.loads((out / "ice40" / "report.json").read_text())
+    on_disk = json.loads((out / "ice40" / "report-smoke.json").read_text())
     assert on_disk == json.loads(json.dumps(rep))
     for k in ("target", "device", "design", "luts", "ffs", "brams", "dsps", "fmax_mhz",
               "constraint_mhz", "luts_available", "seconds", "tools", "schema"):
@@ -515,7 +515,7 @@ def test_real_ice40_smoke_build(ice40_smoke):
     # P&R ran against the PLL output the board asks for (derived by nextpnr from the PLL).
     assert rep["constraint_mhz"] == pytest.approx(BOARDS["ice40"].f_target_hz / 1e6, abs=0.01)
     assert rep["tools"]["yosys"]
-    assert (out / "ice40" / "report.md").read_text().startswith("# Synthesis report")
+    assert (out / "ice40" / "report-smoke.md").read_text().startswith("# Synthesis report")
     assert (out / "ice40" / "build" / "smoke.bin").stat().st_size > 0
 
 
