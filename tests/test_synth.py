@@ -516,13 +516,13 @@ def test_real_ice40_smoke_build(ice40_smoke):
     assert rep["constraint_mhz"] == pytest.approx(BOARDS["ice40"].f_target_hz / 1e6, abs=0.01)
     assert rep["tools"]["yosys"]
     assert (out / "ice40" / "report-smoke.md").read_text().startswith("# Synthesis report")
-    assert (out / "ice40" / "build" / "smoke.bin").stat().st_size > 0
+    assert (out / "ice40" / "build-smoke" / "smoke.bin").stat().st_size > 0
 
 
 @pytest.mark.slow
 def test_real_logs_parse_like_the_report(ice40_smoke):
     out, rep = ice40_smoke
-    tim = (out / "ice40" / "build" / "smoke.tim").read_text()
+    tim = (out / "ice40" / "build-smoke" / "smoke.tim").read_text()
     # The post-route line is the last Max frequency line of the real log.
     last = re.findall(r"Max frequency for clock '[^']+': ([\d.]+) MHz", tim)[-1]
     assert rep["fmax_mhz"] == float(last)
