@@ -107,8 +107,8 @@ class Checker:
             k, c = divmod(i, self.cfg.cols)
             raise AssertionError(
                 f"segment {seg}, vector {k} (slot {slots[k]}, adc_shift {shifts[k]}), column {c}: "
-                f"RTL (code, last) = {tuple(map(int, got[bad[0]]))}, twin {tuple(map(int, want[i]))}; x = "
-                f"{x[k].tolist()} (seed={self.seed})")
+                f"RTL (code, last) = {tuple(map(int, got[bad[0]]))}, twin "
+                f"{tuple(map(int, want[i]))}; x = {x[k].tolist()} (seed={self.seed})")
         self.checked += len(got)
 
     async def segment(self, seg: int, n: int, sseed: int, gap: int, bp: int, base: int,
@@ -119,7 +119,8 @@ class Checker:
         want = self.expected(x, slots, shifts)
         lo, hi = cfg.adc_range
         codes = want[:, 0]
-        for key, k in (("adc_low_rail", np.sum(codes == lo)), ("adc_high_rail", np.sum(codes == hi)),
+        for key, k in (("adc_low_rail", np.sum(codes == lo)),
+                       ("adc_high_rail", np.sum(codes == hi)),
                        ("zero", np.sum(codes == 0)),
                        ("inside", np.sum((codes != 0) & (codes > lo) & (codes < hi))),
                        ("shift_0", np.sum(shifts == 0)),

@@ -38,13 +38,6 @@ from model.blocks.crossbar_config import TileConfig, clog2
 MASK32 = 0xFFFF_FFFF
 
 
-def xorshift32(x: int) -> int:
-    x ^= (x << 13) & MASK32
-    x ^= x >> 17
-    x ^= (x << 5) & MASK32
-    return x
-
-
 class CrossbarHarness(wiring.Component):
     """Stimulus generator, gap and back-pressure generator and output batcher around a tile.
 
@@ -56,8 +49,8 @@ class CrossbarHarness(wiring.Component):
         Output beats per batch, 1 … 64.
 
     Ports: ``prog`` (to the tile), ``start`` (strobe, only while ``done``: load ``seed``,
-    ``count``, ``bp_seed``, empty the partial batch and begin), ``active`` (vectors still to be offered), ``done`` (not active and the tile idle: every
-    output beat has been taken), ``cycles`` (free-running), ``run_cycles`` (cycles since ``start``
+    ``count``, ``bp_seed``, empty the partial batch and begin), ``active`` (vectors still to be
+    offered), ``done`` (not active and the tile idle: every output beat has been taken), ``cycles`` (free-running), ``run_cycles`` (cycles since ``start``
     while active or busy), ``words`` (beats taken since reset), ``word``/``word_toggle``/``buf``/
     ``fill`` (batches, entry i at bits ``[i*w, (i+1)*w)``, ``w = adc_bits + 1``: code, then last).
     """
