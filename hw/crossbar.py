@@ -171,8 +171,10 @@ class CrossbarTile(wiring.Component):
         first_base = self.inp.payload.slot * (G * R)
         with m.Switch(phase):
             with m.Case(LOAD):
-                # R == 1: the first beat is also the last one, so the slot comes straight from it.
-                m.d.comb += rd.addr.eq(Mux(r_in == 0, first_base, gbase))
+                # gbase was set by the first beat. R == 1: the first beat is also the last one, so
+                # the slot comes straight from it (a path from inp.payload to the memory address
+                # that only this case has).
+                m.d.comb += rd.addr.eq(first_base if R == 1 else gbase)
             with m.Case(COMPUTE):
                 m.d.comb += rd.addr.eq(Mux(cr == R - 1, gbase, gbase + cr + 1))
             with m.Default():

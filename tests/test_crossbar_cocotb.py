@@ -36,3 +36,17 @@ def test_crossbar_harness_in_amaranth_sim():
     the stimulus agree there too)."""
     res = run_crossbar_pysim("xb12x8p2s", 12, SEED)
     assert res["mvms"] == 12 and res["cycles_per_mvm"] >= res["mvm_cycles"]
+
+
+def test_crossbar_harness_rejects_bad_parameters():
+    from model.blocks.crossbar_config import TileConfig
+    from sim.crossbar_configs import tile_config
+    from sim.crossbar_harness import CrossbarHarness
+    for args, msg in [((TileConfig(slots=33),), "slots = 33"), (("xb",), "must be a TileConfig"),
+                      ((TileConfig(), 0), "batch = 0"), ((TileConfig(), 65), "batch = 65")]:
+        with pytest.raises(ValueError, match=msg):
+            CrossbarHarness(*args)
+    with pytest.raises(ValueError, match="unknown"):
+        tile_config("nope")
+    with pytest.raises(ValueError, match="mvms"):
+        run_crossbar_bench("xb16x16p4", 0, 1)
