@@ -8,7 +8,8 @@ wakes once per batch of outputs to compare them with the twin (code and ``last``
 segment runs without gaps and back-pressure and must take exactly ``mvms · mvm_cycles()`` cycles.
 
 Run-time parameters (``SPINDIFF_BENCH``): ``tile`` (TileConfig as a dict), ``seed``, ``mvms``,
-``segments`` (default 4), ``out`` (optional JSON path for the figures).
+``segments`` (default 4), ``stalls`` (default true: gaps and back-pressure after the first
+segment), ``out`` (optional JSON path for the figures).
 """
 
 from __future__ import annotations
@@ -169,6 +170,7 @@ async def crossbar_matches_twin(dut):
     cfg = TileConfig(**p["tile"])
     seed, mvms = int(p["seed"]), int(p["mvms"])
     segments = max(1, min(int(p.get("segments", 4)), mvms))
+    stalls = bool(p.get("stalls", True))
     rng = np.random.default_rng(seed)
     chk = Checker(dut, cfg, seed)
     for name in ("start", "count", "seed", "gap_thresh", "bp_thresh", "bp_seed", "shift_base",
@@ -188,7 +190,7 @@ async def crossbar_matches_twin(dut):
             words += chk.twin.pack_slot(int(s), random_weights(rng, cfg))
         order = rng.permutation(len(words)) if seg else np.arange(len(words))
         await chk.program([words[i] for i in order])
-        gap, bp = (0, 0) if seg == 0 else GAPS_BP[(seg - 1) % len(GAPS_BP)]
+        gap, bp = (0, 0) if seg == 0 or not stalls else GAPS_BP[(seg - 1) % len(GAPS_BP)]
         base, mask = shift_window(rng, cfg, seg)
         sseed = int(rng.integers(1, 1 << 32))
         ts = time.perf_counter()

@@ -7,7 +7,8 @@
   is its own seeded run), checked against the twin; returns the same kind of figures.
 
 Both return ``dict(config, mvms, cycles, wall_s, cycles_per_s, cycles_per_mvm, mvm_cycles, seed,
-...)``. Speed figures are measurements of this machine, for `make bench`; tests only check
+bit_exact, ...)``; ``bit_exact`` is always True (a mismatch raises instead of returning). Speed
+figures are measurements of this machine, for `make bench`; tests only check
 correctness.
 """
 
@@ -23,9 +24,13 @@ from sim.meta import ROOT
 
 
 def run_crossbar_bench(cfg_name: str, mvms: int, seed: int, segments: int = 4,
-                       run_name: str | None = None) -> dict:
+                       run_name: str | None = None, stalls: bool = True) -> dict:
     """Verilator run of ``mvms`` random MVMs on build ``cfg_name`` (bit-exact against the twin,
-    raises ``sim.runner.SimulationFailed`` otherwise)."""
+    raises ``sim.runner.SimulationFailed`` otherwise).
+
+    ``cycles`` counts every simulated cycle of the run (programming included); with ``stalls``
+    the segments after the first have random input gaps and output back-pressure, without it
+    none has, and ``cycles_per_mvm_no_stall`` (first segment) equals ``mvm_cycles``."""
     from sim.crossbar_harness import CrossbarHarness
     from sim.runner import run_cocotb
     cfg = tile_config(cfg_name)
@@ -37,12 +42,14 @@ def run_crossbar_bench(cfg_name: str, mvms: int, seed: int, segments: int = 4,
         out.unlink()
     t0 = time.perf_counter()
     run_cocotb(CrossbarHarness(cfg), f"xbar_{cfg_name}", "sim.cocotb_crossbar",
-               {"tile": tile_params(cfg), "mvms": mvms, "segments": segments, "out": str(out)},
+               {"tile": tile_params(cfg), "mvms": mvms, "segments": segments, "out": str(out),
+                "stalls": bool(stalls)},
                seed=seed, run_name=run_name)
     res = json.loads(out.read_text())
     res.update({"config": cfg_name, "mvm_cycles": cfg.mvm_cycles(),
                 "cycles_per_mvm": res["cycles"] / res["mvms"],
-                "total_s_with_build": time.perf_counter() - t0, "simulator": "verilator"})
+                "total_s_with_build": time.perf_counter() - t0, "simulator": "verilator",
+                "bit_exact": True})
     return res
 
 
@@ -111,4 +118,4 @@ def run_crossbar_pysim(cfg_name: str, mvms: int, seed: int, gap_thresh: int = 64
             "cycles_per_s": info["cycles"] / info["wall_s"],
             "cycles_per_mvm": info["cycles"] / mvms, "mvm_cycles": cfg.mvm_cycles(),
             "gap_thresh": gap_thresh, "bp_thresh": bp_thresh, "seed": seed,
-            "simulator": "amaranth"}
+            "simulator": "amaranth", "bit_exact": True}

@@ -30,6 +30,12 @@ CROSSBAR_BUILDS: dict[str, TileConfig] = {
                               macs_per_cycle=4, bit_serial=True, slots=1),
 }
 
+#: Builds used by `make bench` only (sim/bench_crossbar.py), not by the tests.
+BENCH_BUILDS: dict[str, TileConfig] = {
+    # (64, 64, 8, parallel, signed): 8-bit weights, inputs and ADC, 2 slots.
+    "bench_64x64_p8": TileConfig(rows=64, cols=64, macs_per_cycle=8, slots=2),
+}
+
 #: MVMs per build in `make test` (tests/test_crossbar_cocotb.py): 11 000 in all.
 TEST_MVMS: dict[str, int] = {
     "xb16x16p4": 3000, "xb16x16p16": 3000, "xb12x8p2s": 1500, "xb8x24p8u": 2500,
@@ -38,9 +44,10 @@ TEST_MVMS: dict[str, int] = {
 
 
 def tile_config(name: str) -> TileConfig:
-    if name not in CROSSBAR_BUILDS:
-        raise ValueError(f"crossbar build = {name!r}: unknown, allowed {sorted(CROSSBAR_BUILDS)}")
-    return CROSSBAR_BUILDS[name]
+    builds = {**CROSSBAR_BUILDS, **BENCH_BUILDS}
+    if name not in builds:
+        raise ValueError(f"crossbar build = {name!r}: unknown, allowed {sorted(builds)}")
+    return builds[name]
 
 
 def tile_params(cfg: TileConfig) -> dict:
