@@ -87,6 +87,9 @@ class CrossbarTile:
         if not 0 <= addr < c.weight_words:
             raise ValueError(f"CrossbarTile.addr = {addr}: out of range, allowed "
                              f"[0, {c.weight_words - 1}]")
+        if isinstance(data, bool) or not 0 <= int(data) < 1 << (c.macs_per_cycle * c.weight_bits):
+            raise ValueError(f"CrossbarTile.data = {data!r}: out of range, allowed "
+                             f"[0, 2**{c.macs_per_cycle * c.weight_bits} - 1]")
         row = addr % c.rows
         group = (addr // c.rows) % c.groups
         slot = addr // (c.rows * c.groups)
@@ -141,6 +144,8 @@ class CrossbarTile:
         c = self.cfg
         lo, hi = c.input_range
         x = _as_int_array("CrossbarTile", "x", x, lo, hi, (c.rows,))
+        if not 0 <= slot < c.slots:
+            raise ValueError(f"CrossbarTile.slot = {slot}: out of range, allowed [0, {c.slots - 1}]")
         planes, weight = bit_planes(c, x)
         total = np.zeros(x.shape[:-1] + (c.cols,), dtype=np.int64)
         for k in range(c.input_bits):
