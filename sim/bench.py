@@ -13,6 +13,11 @@ Under ``trng``:
   times.
 - ``calibration_windows_to_converge``: windows until every cell holds 0.5 within the
   window-derived tolerance, for several device-variation seeds (twins).
+
+Under ``crossbar`` (``sim/bench_crossbar.py``): the 64x64 tile with 8 MACs per cycle on Verilator
+(with and without random stalls) and in Amaranth's simulator, bit-exact against the twin; the
+twin's and the analog model's batched MVM rates; aihwkit's analog linear layer when it installs
+beside the pinned torch, or why not. ``--only trng|crossbar`` measures one entry.
 """
 
 from __future__ import annotations
@@ -32,13 +37,53 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--words", type=int, default=50_000)
     ap.add_argument("--pysim-words", type=int, default=400)
+    ap.add_argument("--xbar-mvms", type=int, default=20_000,
+                    help="crossbar tile MVMs on Verilator (default 20000)")
+    ap.add_argument("--xbar-pysim-mvms", type=int, default=60,
+                    help="crossbar tile MVMs in Amaranth's simulator (default 60)")
+    ap.add_argument("--only", choices=("all", "trng", "crossbar"), default="all",
+                    help="which entries to measure (default all)")
     args = ap.parse_args(argv)
     for name, v, lo, hi in (("--words", args.words, 1000, 10_000_000),
                             ("--pysim-words", args.pysim_words, 16, 100_000),
+                            ("--xbar-mvms", args.xbar_mvms, 100, 10_000_000),
+                            ("--xbar-pysim-mvms", args.xbar_pysim_mvms, 4, 100_000),
                             ("--seed", args.seed, 0, 2**32 - 1)):
         if not lo <= v <= hi:
             print(f"error: {name} = {v}: out of range, allowed [{lo}, {hi}]", file=sys.stderr)
             return 2
+    from model.io import atomic_write_json, atomic_write_text
+    OUT.mkdir(parents=True, exist_ok=True)
+    report = provenance(args.seed, f"make bench SEED={args.seed}")
+    if args.only in ("all", "trng"):
+        report["trng"] = trng_bench(args)
+    if args.only in ("all", "crossbar"):
+        from sim.bench_crossbar import crossbar_bench
+        report["crossbar"] = crossbar_bench(args.seed, args.xbar_mvms, args.xbar_pysim_mvms)
+    atomic_write_json(OUT / "bench.json", report)
+    lines = ["# make bench", "", f"Command: `make bench SEED={args.seed}` (git {report['git']}).",
+             "", "| figure | value |", "|---|---|"]
+    for section in ("trng", "crossbar"):
+        for k, val in _flat(report.get(section, {}), section):
+            if isinstance(val, float):
+                val = f"{val:,.4g}"
+            lines.append(f"| {k} | {val} |")
+    atomic_write_text(OUT / "bench.md", "\n".join(lines) + "\n")
+    print("\n".join(lines[4:]))
+    print(f"[bench] wrote {OUT.relative_to(ROOT)}/bench.json and bench.md")
+    return 0
+
+
+def _flat(d: dict, prefix: str):
+    """(dotted key, value) of a nested dict, lists kept whole."""
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}.{k}")
+        else:
+            yield f"{prefix}.{k}", v
+
+
+def trng_bench(args) -> dict:
 
     from hw.trng_top import MTJTRNGTop
     from model.blocks.emulator import MTJArrayEmulator
@@ -68,9 +113,7 @@ def main(argv=None) -> int:
     ps = run_pysim(ecfg, emu_seed, bp_seed, bp_thresh, args.pysim_words)
     same = ps["words"][:args.pysim_words] == v["first_words"][:args.pysim_words]
     if not same:
-        print("error: the Amaranth simulator and Verilator produced different words",
-              file=sys.stderr)
-        return 1
+        raise SystemExit("error: the Amaranth simulator and Verilator produced different words")
 
     v_cps = v["cycles"] / v["seconds"]
     raw_bits_per_cycle = v["words"] * cfg.cols / v["cycles"]
@@ -147,18 +190,7 @@ def main(argv=None) -> int:
         "twin_fast_gauss_samples_per_s": fast["gauss_samples_per_s"],
         "twin_fast_masked_cells": fast["masked_cells"],
     }
-    report = {**provenance(args.seed, f"make bench SEED={args.seed}"), "trng": trng}
-    atomic_write_json(OUT / "bench.json", report)
-    lines = ["# make bench", "", f"Command: `make bench SEED={args.seed}` (git {report['git']}).",
-             "", "| figure | value |", "|---|---|"]
-    for k, val in trng.items():
-        if isinstance(val, float):
-            val = f"{val:,.4g}"
-        lines.append(f"| trng.{k} | {val} |")
-    atomic_write_text(OUT / "bench.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[4:]))
-    print(f"[bench] wrote {OUT.relative_to(ROOT)}/bench.json and bench.md")
-    return 0
+    return trng
 
 
 if __name__ == "__main__":
