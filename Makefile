@@ -15,13 +15,14 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench regs clean help
+.PHONY: all venv deps test sim synth bench crossbar regs clean help
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
 	@echo "make sim     main job: cycle-accurate array run, plots and maps under build/sim/"
-	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array) -> build/synth/<target>/report.json"
-	@echo "make bench   simulation speed and rates -> build/bench/bench.json, bench.md"
+	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar) -> build/synth/<target>/report*.json"
+	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
+	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make deps    Debian packages the targets need (run as root)"
 
@@ -63,6 +64,9 @@ synth: venv
 
 bench: venv deps
 	$(BIN)/python -m sim.bench --seed $(SEED)
+
+crossbar: venv
+	$(BIN)/python -m sim.crossbar_validation --seed $(SEED) --out build/crossbar
 
 regs: venv
 	$(BIN)/python -m sim.regs

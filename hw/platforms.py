@@ -515,7 +515,7 @@ class BoardTop(Elaboratable):
         members = design.signature.members
         for name in ("running", "alarm"):
             if name in members and members[name].flow == Out and members[name].is_port:
-                led_fn.append(getattr(design, name).as_value().any())
+                led_fn.append(Value.cast(getattr(design, name)).any())
         # Registered, so LED decode logic never sits on a path to an output pin.
         m.d.sync += [self.leds[i].eq(v) for i, v in enumerate(led_fn[:self.N_LEDS])]
         return m

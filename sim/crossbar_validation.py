@@ -207,6 +207,7 @@ def plots(out: Path, rep: dict) -> list[Path]:
     ax.axhline(0.1, color="r", ls=":", lw=0.6, label="chance")
     ax.set_xlabel("read-noise σ (multiplicative: relative per pair; additive: × cell window)")
     ax.set_xscale("symlog", linthresh=0.01, linscale=0.5)
+    ax.set_xlim(left=-0.002)   # sigma >= 0: no negative ticks
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
     ax.set_title(f"Digits MLP on RRAM crossbar tiles (mean ± std, {rep['repeats']} device seeds)",
