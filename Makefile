@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
+	@echo "make fashion-mnist  install Debian's dataset-fashion-mnist (28x28 images)"
 	@echo "make deps    Debian packages the targets need (run as root)"
 
 venv: $(STAMP)
@@ -52,6 +53,11 @@ deps:
 	  $$SUDO apt-get install -y -q $$missing >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q $$missing >/dev/null; }; \
 	fi
+
+# The 28x28 Fashion-MNIST data set from Debian (installed on demand, never downloaded at run time
+# by the Python code).
+fashion-mnist:
+	@$(MAKE) --no-print-directory deps DEBS=dataset-fashion-mnist
 
 test: venv deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
