@@ -109,7 +109,7 @@ class LayerEngine(wiring.Component):
     Latency and throughput (``inp`` offered every cycle, ``out`` always ready)
     -------------------------------------------------------------------------
     One run takes :func:`run_cycles` = ``in_dim_0 + Σ_layers (CB·RB·mvm_cycles + 7)`` cycles,
-    ``mvm_cycles = R + G·(R·steps + P)`` being the tile's: the feeder keeps the tile's input
+    ``mvm_cycles`` (``TileConfig.mvm_cycles()``) being the tile's: the feeder keeps the tile's input
     busy back to back, so a layer costs its MVMs plus a fixed 7 cycles (descriptor fetch and
     latch 2, the feeder's first read 1, output pipeline 3, end-of-layer decision 1). In the last
     layer each output beat is offered 3 cycles after the tile's column that completes it is

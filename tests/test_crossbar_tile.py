@@ -38,8 +38,11 @@ P1 = TileConfig(rows=3, cols=3, weight_bits=3, input_bits=2, adc_bits=4, macs_pe
                 slots=2)
 ONE = TileConfig(rows=1, cols=2, weight_bits=2, input_bits=1, input_signed=False, adc_bits=2,
                  macs_per_cycle=1, slots=1, bit_serial=True)
-CONFIGS = [PAR, SER, UNS, UNS_SER, P1, ONE]
-IDS = ["par", "ser", "uns", "uns_ser", "p1", "r1_ib1"]
+# R*steps < P: a group's sums wait for the output buffer (the pipeline stalls every group).
+QP = TileConfig(rows=2, cols=8, weight_bits=4, input_bits=3, adc_bits=5, macs_per_cycle=4,
+                slots=2)
+CONFIGS = [PAR, SER, UNS, UNS_SER, P1, ONE, QP]
+IDS = ["par", "ser", "uns", "uns_ser", "p1", "r1_ib1", "q_lt_p"]
 
 
 def random_weights(rng, cfg, kind="uniform"):

@@ -164,9 +164,13 @@ class TileConfig:
         return (slot * self.groups + group) * self.rows + row
 
     def mvm_cycles(self) -> int:
-        """Nominal cycles of one MVM with the output never blocked (docs/crossbar.md §3)."""
-        steps = self.rows * (self.input_bits if self.bit_serial else 1)
-        return self.rows + self.groups * (steps + self.macs_per_cycle)
+        """Nominal cycles of one MVM with the output never blocked (docs/crossbar.md §3):
+        ``R + Q + (G-1)*max(Q, P) + P + 4`` with ``Q = R*steps`` (R load cycles, G groups of Q
+        items each, a group's P columns sent while the next one is computed, 4 pipeline
+        cycles)."""
+        q = self.rows * (self.input_bits if self.bit_serial else 1)
+        p = self.macs_per_cycle
+        return self.rows + q + (self.groups - 1) * max(q, p) + p + 4
 
 
 @dataclass(frozen=True)
