@@ -1,0 +1,246 @@
+"""Metrics of the diffusion models (model/diffusion/metrics.py) and the `make evaluate` driver
+(sim/evaluate.py) on stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+from torch import nn
+
+from model.diffusion import metrics as M
+from model.diffusion.data import load_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "train"), load_dataset("digits", "test")
+
+
+@pytest.fixture(scope="module")
+def net():
+    return M.feature_net("digits")
+
+
+# -- feature network -----------------------------------------------------------------------------
+
+def test_feature_net_accuracy_on_digits(net, digits):
+    _, te = digits
+    acc = M.accuracy(net, te.x, te.y)
+    assert acc > 0.95, f"feature net test accuracy {acc:.4f}"
+    # The flattened form is accepted and gives the same logits.
+    with torch.no_grad():
+        assert torch.equal(net(te.x[:7]), net(te.x[:7].reshape(7, 64)))
+        assert net.features(te.x[:3]).shape == (3, M.FEATURE_DIM)
+
+
+def test_feature_net_checkpoint_errors(tmp_path, net):
+    missing = tmp_path / "featnet-digits.pt"
+    with pytest.raises(M.FeatureNetError, match="missing.*python -m model.diffusion.metrics "
+                                                "train digits"):
+        M.load_feature_net(missing, "digits")
+    bad = tmp_path / "featnet-digits.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(M.FeatureNetError, match="corrupt.*train digits"):
+        M.load_feature_net(bad, "digits")
+    good = tmp_path / "good.pt"
+    M.save_feature_net(good, net, {"dataset": "digits", "seed": 0})
+    n2, meta = M.load_feature_net(good, "digits")
+    for a, b in zip(net.state_dict().values(), n2.state_dict().values()):
+        assert torch.equal(a, b)
+    ck = torch.load(good, weights_only=True)
+    ck["format_version"] = 99
+    torch.save(ck, good)
+    with pytest.raises(M.FeatureNetError, match="format version 99"):
+        M.load_feature_net(good, "digits")
+    with pytest.raises(ValueError, match="ring.*kl_2d"):
+        M.feature_net("ring")
+
+
+def test_feature_net_trains_deterministically(monkeypatch, tmp_path):
+    """Cached networks are trained on demand with the fixed seed: same bits twice; the cache is
+    then reused; a stale one (other data) is retrained."""
+    g = torch.Generator().manual_seed(3)
+
+    class DS:
+        def __init__(self, n, shift):
+            self.y = torch.arange(n) % 3
+            self.x = torch.randn(n, 2, generator=g) * 0.3 + self.y[:, None].float() + shift
+            self.shape, self.classes = (2,), 3
+
+    sets = {"train": DS(300, 0.0), "test": DS(90, 0.0)}
+    monkeypatch.setattr("model.diffusion.data.load_dataset", lambda name, split, seed=0:
+                        sets[split])
+    monkeypatch.setattr(M, "CACHE_DIR", tmp_path)
+    monkeypatch.setitem(M.RECIPES, "latent-digits",
+                        dict(epochs=5, batch=64, lr=1e-2, wd=0.0, shift=0))
+    a, meta = M.train_feature_net("latent-digits", progress=False, log=lambda *_: None)
+    b, _ = M.train_feature_net("latent-digits", progress=False, log=lambda *_: None)
+    for p, q in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(p, q)
+    assert meta["test_accuracy"] > 0.9
+    n1 = M.feature_net("latent-digits", progress=False)
+    path = tmp_path / "featnet-latent-digits.pt"
+    assert path.is_file()
+    assert M.feature_net("latent-digits", progress=False) is n1
+    sets["train"] = DS(300, 0.5)                    # the data changed: retrained
+    M._CACHE.clear()
+    n3 = M.feature_net("latent-digits", progress=False)
+    assert M.load_feature_net(path)[1]["data_sha256"] == M.data_fingerprint(sets["train"].x,
+                                                                            sets["train"].y)
+    assert n3 is not n1
+
+
+# -- FID -----------------------------------------------------------------------------------------
+
+def test_fid_self_zero_and_monotone_in_perturbation(net, digits):
+    tr, te = digits
+    x = tr.x
+    assert M.fid(x, x, net) == pytest.approx(0.0, abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(x.shape, generator=g)
+    noised = [M.fid(x, (x + s * z).clamp(-1, 1), net) for s in (0.05, 0.1, 0.2, 0.4)]
+    assert all(b > a for a, b in zip(noised, noised[1:])), noised
+    assert noised[0] > 1e-3
+    shifted = [M.fid(x, (x + d).clamp(-1, 1), net) for d in (0.05, 0.15, 0.3)]
+    assert all(b > a for a, b in zip(shifted, shifted[1:])), shifted
+    # Held-out real digits are close to the floor, far below heavy noise.
+    floor = M.fid_floor(x, net, splits=2)
+    assert floor["n_half"] == len(x) // 2 and floor["mean"] > 0
+    held = M.fid(x, te.x, net)
+    assert held < 3 * floor["mean"] < noised[-1]
+
+
+def _frechet_scipy(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2)
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_fid_through_torchmetrics_equals_scipy_formula():
+    g = torch.Generator().manual_seed(1)
+    d = 12
+    mix = torch.randn(d, d, generator=g)
+    real = torch.randn(500, d, generator=g) @ mix
+    fake = torch.randn(400, d, generator=g) @ (mix * 1.3) + 0.4
+
+    class Identity(nn.Module):                  # features = the vectors themselves
+        def forward(self, x):
+            return x
+
+    got = M.fid(real, fake, Identity())
+    want = _frechet_scipy(real.double().numpy(), fake.double().numpy())
+    assert got == pytest.approx(want, rel=1e-6)
+    # Many fake sets against one held reference: same numbers.
+    ref = M.FIDReference(real, Identity(), batch=64)
+    assert ref.score(fake) == pytest.approx(want, rel=1e-6)
+    assert ref.score(real) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fid_bad_input(net, digits):
+    tr, _ = digits
+    bad = tr.x[:10].clone()
+    bad[3, 0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="fake: 1 of 10 samples hold NaN"):
+        M.fid(tr.x, bad, net)
+    with pytest.raises(ValueError, match="N >= 2"):
+        M.fid(tr.x, tr.x[:1], net)
+    with pytest.raises(ValueError, match="FeatureNet input shape"):
+        M.fid(tr.x, torch.zeros(5, 1, 9, 9), net)
+
+
+def test_interval95_and_ratio():
+    iv = M.interval95([1.0, 2.0, 3.0, 4.0])
+    # t_{0.975, 3} = 3.182446; std = 1.290994; half = t·s/√4
+    assert iv["mean"] == 2.5 and iv["half"] == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-5)
+    assert iv["lo"] < 2.5 < iv["hi"]
+    assert np.isnan(M.interval95([5.0])["half"])
+    r = M.ratio_interval([2.0, 2.2, 1.8, 2.0], [1.0, 1.1, 0.9, 1.0])
+    assert r["ratio"] == pytest.approx(2.0) and r["lo"] < 2.0 < r["hi"]
+    with pytest.raises(ValueError, match="interval95.values"):
+        M.interval95([])
+
+
+# -- 2-D metrics ---------------------------------------------------------------------------------
+
+def test_kl_and_hist_l2_identities():
+    g = np.random.default_rng(0)
+    r = 0.7 + 0.04 * g.standard_normal(20000)
+    a = g.uniform(0, 2 * np.pi, 20000)
+    ring = np.stack([r * np.cos(a), r * np.sin(a)], 1)
+    assert M.kl_2d(ring, ring) == (pytest.approx(0.0, abs=1e-12), pytest.approx(0.0, abs=1e-12))
+    assert M.hist_l2(ring, ring) == 0.0
+    # Permuting the points changes nothing.
+    perm = ring[g.permutation(len(ring))]
+    assert M.hist_l2(ring, perm) == 0.0 and M.kl_2d(ring, perm)[0] == pytest.approx(0, abs=1e-12)
+    # Disjoint supports inside the range: hist_l2 = sqrt(Σh_r² + Σh_f²), known exactly for two
+    # single-bin sets: sqrt(1 + 1).
+    p1, p2 = np.full((50, 2), 0.105), np.full((80, 2), -0.505)
+    assert M.hist_l2(p1, p2) == pytest.approx(np.sqrt(2.0))
+    # Points outside [-1, 1]² count in the normaliser: half of them outside → the histogram
+    # holds 0.5 per bin; against the in-range copy the distance is 0.5.
+    out = np.concatenate([p1, np.full((50, 2), 3.0)])
+    assert M.hist_l2(p1, out) == pytest.approx(0.5)
+    # KL against a reference of another shape: positive, and grows with the mismatch;
+    # it matches the direct formula of the reference code.
+    wide = ring * 1.2
+    k1, k2 = M.kl_2d(ring, ring * 1.05), M.kl_2d(ring, wide)
+    assert 0 < k1[0] < k2[0] and 0 < k1[1] < k2[1]
+    from scipy import stats
+    hf = np.histogram(wide[:, 0], 50, range=(-4, 4), density=True)[0]
+    hr = np.histogram(ring[:, 0], 50, range=(-4, 4), density=True)[0]
+    want = stats.entropy(hf / hf.sum() + 1e-10, hr / hr.sum() + 1e-10)
+    assert k2[0] == pytest.approx(want, rel=1e-12)
+    # Fresh sample of the same ring: small, and hist_l2 shrinks with more points.
+    r2 = 0.7 + 0.04 * g.standard_normal(20000)
+    a2 = g.uniform(0, 2 * np.pi, 20000)
+    ring2 = np.stack([r2 * np.cos(a2), r2 * np.sin(a2)], 1)
+    assert max(M.kl_2d(ring, ring2)) < 0.01
+    assert M.hist_l2(ring, ring2) < M.hist_l2(ring[:2000], ring2[:2000])
+    with pytest.raises(ValueError, match=r"hist_l2.fake shape \(10, 3\)"):
+        M.hist_l2(ring, np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="kl_2d.bins"):
+        M.kl_2d(ring, ring, bins=0)
+
+
+# -- memorisation and accuracy -------------------------------------------------------------------
+
+def test_memorisation(digits):
+    tr, te = digits
+    assert M.memorisation(tr.x, tr.x) == 1.0
+    assert M.memorisation(tr.x[:100].reshape(100, -1), tr.x) == 1.0       # flattened copies
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(500, 1, 8, 8, generator=g) * 2 - 1
+    assert M.memorisation(noise, tr.x) < 0.01
+    # Slightly perturbed copies still count; held-out digits sit in between.
+    near = tr.x[:300] + 0.01 * torch.randn(300, 1, 8, 8, generator=g)
+    assert M.memorisation(near, tr.x) > 0.95
+    held = M.memorisation(te.x, tr.x)
+    assert 0.05 < held < 0.95
+    with pytest.raises(ValueError, match="memorisation.ratio"):
+        M.memorisation(te.x, tr.x, ratio=0)
+    with pytest.raises(ValueError, match="fake samples have 10 values"):
+        M.memorisation(torch.zeros(4, 10), tr.x)
+
+
+def test_class_accuracy(net, digits):
+    _, te = digits
+    assert M.class_accuracy(te.x, te.y, net) == pytest.approx(M.accuracy(net, te.x, te.y))
+    zeros = te.x[te.y == 0]
+    assert M.class_accuracy(zeros, 0, net) > 0.9
+    assert M.class_accuracy(zeros, 1, net) < 0.1
+    with pytest.raises(ValueError, match="allowed \\[0, 9\\]"):
+        M.class_accuracy(zeros, 10, net)
+    with pytest.raises(ValueError, match="class_accuracy.y: shape"):
+        M.class_accuracy(zeros, te.y, net)
