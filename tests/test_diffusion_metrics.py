@@ -244,3 +244,87 @@ def test_class_accuracy(net, digits):
         M.class_accuracy(zeros, 10, net)
     with pytest.raises(ValueError, match="class_accuracy.y: shape"):
         M.class_accuracy(zeros, te.y, net)
+
+
+# -- the `make evaluate` driver on stand-ins -----------------------------------------------------
+
+def _evaluate(argv):
+    from sim import evaluate as E
+    return E.main(argv)
+
+
+def test_evaluate_quick_standin_writes_wellformed_files(tmp_path, capsys):
+    out = tmp_path / "sampler"
+    rc = _evaluate(["--standin", "--quick", "--datasets", "digits,ring", "--noise", "trng",
+                    "--compute", "digital", "--samples", "300", "--out", str(out),
+                    "--no-progress", "--threads", "1"])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["density_ring.png", "grid_digits.png", "results.json", "results.md",
+                     "scatter_ring.png"], names                 # no temporary files left
+    for n in names:
+        if n.endswith(".png"):
+            assert (out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rep = json.loads((out / "results.json").read_text())
+    assert rep["provenance"]["package"] == "spindiff" and rep["backend"] == "standin"
+    assert rep["fid_name"] == M.FID_NAME
+    rows = rep["rows"]
+    # The reference row (software / float) is added to the asked-for trng / digital.
+    assert [(r["dataset"], r["noise"], r["compute"]) for r in rows] == [
+        ("digits", "software", "float"), ("digits", "trng", "digital"),
+        ("ring", "software", "float"), ("ring", "trng", "digital")]
+    for r in rows:
+        assert r["samples"] == 300 and r["seeds"] == [1, 2]
+        m = r["metrics"]
+        assert 0.0 <= m["memorisation"]["mean"] <= 1.0
+        if r["dataset"] == "digits":
+            assert m["fid"]["n"] == 2 and m["fid"]["lo"] <= m["fid"]["mean"] <= m["fid"]["hi"]
+        else:
+            assert {"kl_x", "kl_y", "hist_l2"} <= set(m)
+    d = rows[1]
+    assert d["fid_ratio"]["ratio"] == pytest.approx(
+        d["metrics"]["fid"]["mean"] / rows[0]["metrics"]["fid"]["mean"])
+    assert rep["datasets"]["digits"]["fid_floor"]["n_half"] == 674
+    assert rep["datasets"]["ring"]["floor"]["n_half"] > 0
+    goal = rep["goals"][0]
+    assert goal["budget_met"] is False and goal["met"] is False     # 2 x 300 < 4 x 2000
+    md = (out / "results.md").read_text()
+    assert M.FID_NAME in md and "STAND-IN" in md and "| trng | digital | ddpm |" in md
+
+
+def test_evaluate_bad_argument_one_error_nothing_written(tmp_path, capsys):
+    out = tmp_path / "sampler"
+    for argv, needle in ((["--noise", "software,foo"], "unknown noise source foo"),
+                         (["--samples", "1"], "1 is out of range, allowed [2, 1000000]"),
+                         (["--datasets", ""], "empty data set list")):
+        with pytest.raises(SystemExit) as e:
+            _evaluate(["--standin", "--out", str(out), *argv])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+    assert not out.exists()
+
+
+def test_evaluate_missing_checkpoint_or_failure_writes_nothing(tmp_path, capsys, monkeypatch):
+    from sim import evaluate as E
+    out = tmp_path / "sampler"
+    monkeypatch.setattr(E.RealBackend, "_candidates",
+                        staticmethod(lambda d, s, c: [tmp_path / "none" / f"{d}.pt"]))
+    assert _evaluate(["--quick", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "no trained checkpoint" in err and "make train" in err
+    assert not out.exists()
+    # A failure half-way (after some rows ran) leaves nothing either.
+    calls = []
+
+    def failing(self, row, ref, seed, n, y, cfg):
+        calls.append(row)
+        if len(calls) == 3:
+            raise E.EvaluateError("digits: 5 of 16 generated samples hold NaN or inf")
+        return ref.train.x[:n]
+
+    monkeypatch.setattr(E.StandinBackend, "generate", failing)
+    assert _evaluate(["--standin", "--samples", "16", "--seeds", "2", "--out", str(out),
+                      "--no-progress"]) == 2
+    assert "hold NaN" in capsys.readouterr().err
+    assert not out.exists()
