@@ -1,0 +1,697 @@
+"""Gaussian noise sources for the samplers: software, the TRNG twin, the MTJ device model, an LFSR.
+
+Every source draws from an explicit seed and gives ≈N(0, 1) float32 tensors through
+:meth:`NoiseSource.normal`; same name, seed and options → the same numbers, call split
+independent (a source is one stream: ``normal((2, 3))`` then ``normal((4,))`` gives the same
+values as ``normal((10,))``).
+
+Sources and their exact distributions
+-------------------------------------
+``software``
+    ``torch.randn`` from a ``torch.Generator`` seeded with ``seed``: float32 N(0, 1) (the
+    baseline). Not a CBD source: no ``codes``.
+``trng``
+    The Gaussian integers of the TRNG readout chain's compiled twin
+    (:class:`model.blocks.fastpath.NoisePath`: MTJ-array emulator with the device model's
+    threshold table and per-cell offsets → calibration → health tests → conditioner → packer →
+    Gaussian generator) — exactly the integers the RTL TRNG top emits from reset with the same
+    settings (``model/blocks/fastpath.py`` states the conditions) — times ``2**-frac_bits``.
+    With the default :class:`~model.blocks.config.GaussConfig` (CBD, K = 32 bits per sample,
+    Q4.11): ``raw = ((2·popcount − 32)·S) >> 16`` with ``S = round(2**27/√32) = 23170475``, so
+    the value takes the 33 levels ≈ ``(2·pc − 32)/√32`` (spacing ``2/√32 ≈ 0.354``, tails cut at
+    ``±√32 ≈ ±5.66``), popcount ~ Binomial(32, ½) for ideal bits: mean ``≈ −2.4e−4`` (the floor
+    of the shift), variance ``≈ 1`` (``model.blocks.gaussian.exact_moments`` gives both exactly;
+    ``exact_pmf`` the pmf). The conditioned bits are not ideal, only close: the test compares
+    the histogram with the ideal pmf loosely. :meth:`CBDNoise.codes` gives the raw integers.
+``mtj``
+    The device-physics model (:class:`model.devices.mtj.MTJArrayDevice`: per-cell variation of
+    Δ0, ξ, h, R_P, drift of the effective voltage offset) pulsed at one DAC code per cell; each
+    trial (reset + pulse + sense) is 1 with the cell's ``sensed_prob`` (reset and read errors
+    included), trials independent; stream order sweep → row → column (the packer's); optional
+    XOR fold of ``fold`` successive trials of a cell; K = 32 successive bits → the same CBD
+    mapping as ``trng`` (:func:`model.blocks.fixedpoint.cbd_raw`). The popcount of a sample is
+    Poisson-binomial over its K cells' probabilities (:meth:`MTJNoise.bit_probs`), so a cell
+    bias of δ shifts the mean by ≈ ``2·Σδ/√K`` and the variance by ``−4·Σδ²/K``: close to, not
+    exactly, N(0, 1). ``calibrate=True`` sets each cell's code to the one whose modelled
+    probability is nearest ½ (an open-loop calibration at time 0; the 8-bit DAC leaves ≲0.01
+    bias); ``False`` gives every cell the nominal device's V50 code (variation shows as bias).
+    ``drift=True`` advances the device's drift by the array's operating time (rows × the
+    device-limited row period per sweep) before every chunk of ``chunk_sweeps`` sweeps.
+``lfsr``
+    A 32-bit Galois LFSR (right shift, toggle mask ``0x80200003``, i.e. the primitive polynomial
+    x^32 + x^22 + x^2 + x + 1, period 2^32 − 1), one output bit (the LSB) per step; K = 32
+    successive output bits → the same CBD mapping. Over a full period every non-zero 32-bit
+    window occurs exactly once, so the popcount is Binomial(32, ½) up to the one missing
+    all-zero window: the same pmf as ideal ``trng`` bits. Successive samples are linear functions
+    of each other (an LFSR's nature): cheap, not cryptographic.
+
+All CBD sources share :meth:`CBDNoise.exact_pmf` (the ideal-bit pmf of the values).
+
+Speed (measured on the 2-core CI machine, one thread, by ``measure_rates``): see the module's
+report in the project notes; the ``trng`` source is bounded by the compiled TRNG kernel
+(≈0.7 M samples/s); ``cache_dir`` keeps its stream on disk in chunks, so repeated runs of the
+same seed read it back instead of regenerating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model.blocks.config import ArrayConfig, EmulatorConfig, GaussConfig
+from model.blocks.fastpath import NoisePath, numba
+from model.blocks.fixedpoint import MODE_CBD, cbd_table, fixed_point
+from model.blocks.gaussian import exact_moments, exact_pmf
+from model.io import atomic_write_bytes, atomic_write_text
+
+__all__ = ["NOISE_SOURCES", "NoiseSource", "SoftwareNoise", "CBDNoise", "TRNGNoise", "MTJNoise",
+           "LFSRNoise", "make_noise", "measure_rates", "LFSR_TAPS"]
+
+NOISE_SOURCES = ("software", "trng", "mtj", "lfsr")
+
+#: Toggle mask of the default 32-bit Galois LFSR: x^32 + x^22 + x^2 + x + 1 (primitive; the
+#: test proves it by the order of x modulo the polynomial).
+LFSR_TAPS = 0x80200003
+
+_MAX_SEED = 2**32 - 1
+
+
+def _check_int(owner, name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+            or not lo <= int(value) <= hi:
+        raise ValueError(f"{owner}: {name} = {value!r}: must be an integer in [{lo}, {hi}]")
+    return int(value)
+
+
+def _check_shape(owner, shape) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ValueError(f"{owner}: shape = {shape!r}: must be a tuple of non-negative "
+                         f"integers") from None
+    for s in shape:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"{owner}: shape = {shape!r}: must be a tuple of non-negative "
+                             f"integers")
+    return tuple(int(s) for s in shape)
+
+
+# ------------------------------------------------------------------------------------------------
+class NoiseSource:
+    """A seeded stream of ≈N(0, 1) numbers.
+
+    Attributes
+    ----------
+    name : str
+        One of :data:`NOISE_SOURCES`.
+    seed : int
+    drawn : int
+        Numbers drawn so far.
+    """
+
+    name = "?"
+
+    def __init__(self, seed: int):
+        self.seed = _check_int(f"make_noise({self.name!r})", "seed", seed, 0, _MAX_SEED)
+        self.drawn = 0
+
+    def normal(self, shape) -> torch.Tensor:
+        """The next ``prod(shape)`` numbers as a float32 tensor of ``shape`` (CPU)."""
+        shape = _check_shape(f"{type(self).__name__}.normal", shape)
+        n = int(np.prod(shape, dtype=np.int64))
+        out = self._normal(n).reshape(shape)
+        self.drawn += n
+        return out
+
+    def normal_like(self, x: torch.Tensor) -> torch.Tensor:
+        return self.normal(tuple(x.shape))
+
+    def _normal(self, n: int) -> torch.Tensor:          # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """JSON-able description of the source and its settings (for reports)."""
+        return {"name": self.name, "seed": self.seed}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(seed={self.seed})"
+
+
+class SoftwareNoise(NoiseSource):
+    """``torch.randn`` from a seeded ``torch.Generator`` (float32, the baseline)."""
+
+    name = "software"
+
+    #: torch.randn's output depends on the request size (a vectorised path for long requests),
+    #: so the stream is drawn in blocks of this size and served from a buffer: call split
+    #: independent.
+    block = 1 << 16
+
+    def __init__(self, seed: int):
+        super().__init__(seed)
+        self._gen = torch.Generator().manual_seed(self.seed)
+        self._buf = torch.zeros(0)
+
+    def _normal(self, n: int) -> torch.Tensor:
+        if self._buf.numel() < n:
+            k = -(-(n - self._buf.numel()) // self.block)
+            new = torch.randn(k * self.block, generator=self._gen, dtype=torch.float32)
+            self._buf = torch.cat([self._buf, new]) if self._buf.numel() else new
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out.clone()
+
+    def describe(self) -> dict:
+        return {**super().describe(), "distribution": "float32 N(0, 1) (torch.randn)"}
+
+
+class CBDNoise(NoiseSource):
+    """Base of the sources whose numbers are Gaussian-generator integers (CBD or sum-of-12).
+
+    Parameters
+    ----------
+    seed : int
+    gauss_cfg : GaussConfig
+        Sample format and K (default ``GaussConfig()``: K = 32, Q4.11).
+    """
+
+    def __init__(self, seed: int, gauss_cfg: GaussConfig | None = None):
+        super().__init__(seed)
+        gauss_cfg = GaussConfig() if gauss_cfg is None else gauss_cfg
+        if not isinstance(gauss_cfg, GaussConfig):
+            raise ValueError(f"make_noise({self.name!r}): gauss_cfg = {gauss_cfg!r}: must be a "
+                             f"model.blocks.config.GaussConfig")
+        self.gauss_cfg = gauss_cfg
+        self.fp = fixed_point(gauss_cfg)
+        self.mode = MODE_CBD
+        self._table = np.asarray(cbd_table(gauss_cfg), dtype=np.int64)   # popcount -> raw
+        self._ftable = (self._table * self.fp.lsb).astype(np.float32)    # popcount -> value
+
+    def codes(self, n: int) -> np.ndarray:
+        """The next ``n`` raw integers (int64, value ``raw / 2**frac_bits``)."""
+        n = _check_int(f"{type(self).__name__}.codes", "n", n, 0, 2**40)
+        out = self._codes(n)
+        self.drawn += n
+        return out
+
+    def _codes(self, n: int) -> np.ndarray:
+        return self._table[self._popcounts(n)]
+
+    def _popcounts(self, n: int) -> np.ndarray:         # pragma: no cover - abstract
+        """The next ``n`` popcounts (CBD sources built on bits)."""
+        raise NotImplementedError
+
+    def _normal(self, n: int) -> torch.Tensor:
+        # Values raw * 2**-frac_bits: exact in float32 for samples of up to 24 bits (the default
+        # is 16). Bit-built sources look the value up by popcount.
+        return torch.from_numpy(self._ftable[self._popcounts(n)])
+
+    def exact_pmf(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, probs)``: the exact pmf of the *values* from ideal (independent, unbiased)
+        bits (``model.blocks.gaussian.exact_pmf`` scaled by ``2**-frac_bits``)."""
+        vals, probs = exact_pmf(self.gauss_cfg, self.mode)
+        return vals * self.fp.lsb, probs
+
+    def exact_moments(self) -> tuple[float, float]:
+        """Mean and variance of the values from ideal bits (exact, rounded once to float)."""
+        m, v = exact_moments(self.gauss_cfg, self.mode)
+        return float(m), float(v)
+
+    def describe(self) -> dict:
+        g = self.gauss_cfg
+        mean, var = self.exact_moments()
+        mode = "CBD" if self.mode == MODE_CBD else "sum of 12 uniforms"
+        return {**super().describe(), "mapping": mode, "cbd_bits": g.cbd_bits,
+                "format": f"Q{g.int_bits}.{g.frac_bits}", "ideal_mean": mean, "ideal_var": var}
+
+
+# ------------------------------------------------------------------------------------------------
+_TRNG_SOURCES = ("fastpath.py", "emulator.py", "mtj_array.py", "health.py", "conditioner.py",
+                 "gaussian.py", "fixedpoint.py", "config.py", "xoshiro.py")
+
+
+def _source_digest() -> str:
+    """Hash of the twin sources a cached TRNG stream depends on (a change invalidates it)."""
+    base = Path(__file__).resolve().parents[1] / "blocks"
+    h = hashlib.sha256()
+    for name in _TRNG_SOURCES:
+        p = base / name
+        h.update(name.encode())
+        h.update(p.read_bytes() if p.is_file() else b"-")
+    return h.hexdigest()
+
+
+class TRNGNoise(CBDNoise):
+    """The TRNG readout chain's Gaussian integers (:class:`model.blocks.fastpath.NoisePath`).
+
+    Parameters
+    ----------
+    seed : int
+        The emulator seed (``SEED`` register), [0, 2**32 − 1].
+    device_seed : int
+        Seed of the device-variation draw behind the emulator's per-cell offsets (which chip);
+        default 1, the chip ``make sim`` uses. Ignored when ``emu_cfg`` is given.
+    array : ArrayConfig, optional
+        Array geometry (default ``ArrayConfig()``, 8 × 8).
+    emu_cfg : EmulatorConfig, optional
+        Full emulator configuration (overrides ``array`` / ``device_seed``).
+    health_cfg, cond_cfg, gauss_cfg :
+        As :class:`NoisePath` (defaults there).
+    cond_mode, cond_k, gauss_mode, cal_enable :
+        The ``COND``, ``GAUSS.mode`` and ``CTRL.cal_enable`` settings (default XOR fold k = 2,
+        CBD, calibration on).
+    chunk_samples : int
+        Samples generated per compiled call (and per cache file).
+    cache_dir : str or Path, optional
+        Keep the stream on disk: chunk files and the generator's state after the last one, in a
+        folder named by a hash of every setting and of the twin sources. A later source with the
+        same settings reads the chunks back (and continues from the saved state past them).
+    prefetch : bool
+        Generate the next chunk in a background thread while the current one is used (default
+        True; the stream is the same either way).
+    """
+
+    name = "trng"
+
+    def __init__(self, seed: int, *, device_seed: int = 1, array: ArrayConfig | None = None,
+                 emu_cfg: EmulatorConfig | None = None, health_cfg=None, cond_cfg=None,
+                 gauss_cfg: GaussConfig | None = None, cond_mode: int = 1, cond_k: int = 2,
+                 gauss_mode: int = MODE_CBD, cal_enable: bool = True,
+                 chunk_samples: int = 1 << 20, cache_dir=None, prefetch: bool = True):
+        super().__init__(seed, gauss_cfg)
+        if not isinstance(prefetch, bool):
+            raise ValueError(f"make_noise('trng'): prefetch = {prefetch!r}: must be True or False")
+        self.prefetch = prefetch
+        self._prefetch = None
+        if emu_cfg is None:
+            from model.devices.mtj import default_emulator_config
+            array = ArrayConfig() if array is None else array
+            if not isinstance(array, ArrayConfig):
+                raise ValueError(f"make_noise('trng'): array = {array!r}: must be an ArrayConfig")
+            self.device_seed = _check_int("make_noise('trng')", "device_seed", device_seed, 0,
+                                          _MAX_SEED)
+            table, offsets = default_emulator_config(array, seed=self.device_seed)
+            emu_cfg = EmulatorConfig(array=array, table=tuple(table), offsets=tuple(offsets),
+                                     seed=self.seed)
+        else:
+            self.device_seed = None
+        self.chunk_samples = _check_int("make_noise('trng')", "chunk_samples", chunk_samples,
+                                        1, 1 << 26)
+        # NoisePath validates every setting (with its own messages).
+        self._path_args = dict(emu_cfg=emu_cfg, health_cfg=health_cfg, cond_cfg=cond_cfg,
+                               gauss_cfg=self.gauss_cfg, seed=self.seed, cond_mode=cond_mode,
+                               cond_k=cond_k, gauss_mode=gauss_mode, cal_enable=cal_enable)
+        self._path = NoisePath(**self._path_args)
+        self.mode = self._path.gauss_mode
+        self._path_chunks = 0                # chunks the in-memory path has produced
+        self._chunk = np.zeros(0, dtype=np.int64)
+        self._chunk_index = -1
+        self._pos = 0                        # position inside the current chunk
+        self._next_chunk = 0
+        self.cache_path = None
+        if cache_dir is not None:
+            p = self._path
+            key = repr((p.emu_cfg, p.health_cfg, p.cond_cfg, p.gauss_cfg, p.seed, p.cond_mode,
+                        p.cond_k, p.gauss_mode, p.cal_enable, self.chunk_samples,
+                        _source_digest()))
+            digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+            self.cache_path = Path(cache_dir) / f"trng-{digest}"
+        self._dtype = np.int16 if self.fp.sample_bits <= 16 else np.int32
+
+    @property
+    def path(self) -> NoisePath:
+        """The in-memory twin (its state reflects the chunks generated in this process)."""
+        return self._path
+
+    # -- chunks ------------------------------------------------------------------------------
+    def _chunk_file(self, i: int) -> Path:
+        return self.cache_path / f"chunk-{i:06d}.npy"
+
+    def _state_files(self) -> list[tuple[int, Path]]:
+        out = []
+        for f in self.cache_path.glob("state-*.pkl"):
+            try:
+                out.append((int(f.stem.split("-")[1]), f))
+            except (IndexError, ValueError):
+                continue
+        return sorted(out)
+
+    def _load_chunk(self, i: int) -> np.ndarray | None:
+        if self.cache_path is None:
+            return None
+        f = self._chunk_file(i)
+        if not f.is_file():
+            return None
+        try:
+            a = np.load(f, allow_pickle=False)
+        except (OSError, ValueError):
+            return None                      # unreadable: regenerate (and overwrite) it
+        if a.shape != (self.chunk_samples,):
+            return None
+        return a.astype(np.int64)
+
+    def _generate_chunk(self, i: int) -> np.ndarray:
+        if self._path_chunks != i and self.cache_path is not None:
+            # Resume from the latest saved state at or before chunk i, if it is ahead of ours.
+            for j, f in reversed(self._state_files()):
+                if self._path_chunks < j <= i:
+                    try:
+                        self._path = pickle.loads(f.read_bytes())
+                        self._path_chunks = j
+                    except Exception:          # noqa: BLE001 - a damaged cache: regenerate
+                        continue
+                    break
+        if self._path_chunks > i:            # behind us: start the stream again
+            self._path = NoisePath(**self._path_args)
+            self._path_chunks = 0
+        while self._path_chunks < i:         # skip forward (chunks already cached elsewhere)
+            self._path.gauss_samples(self.chunk_samples)
+            self._path_chunks += 1
+        a = self._path.gauss_samples(self.chunk_samples)
+        self._path_chunks += 1
+        if self.cache_path is not None:
+            self._save_chunk(i, a)
+        return a
+
+    def _save_chunk(self, i: int, a: np.ndarray) -> None:
+        import io
+        buf = io.BytesIO()
+        np.save(buf, a.astype(self._dtype), allow_pickle=False)
+        atomic_write_bytes(self._chunk_file(i), buf.getvalue())
+        atomic_write_bytes(self.cache_path / f"state-{i + 1:06d}.pkl",
+                           pickle.dumps(self._path, protocol=pickle.HIGHEST_PROTOCOL))
+        for j, f in self._state_files():
+            if j < i + 1:
+                f.unlink(missing_ok=True)
+        meta = self.cache_path / "meta.json"
+        if not meta.is_file():
+            atomic_write_text(meta, json.dumps({**self.describe(), "chunk_samples":
+                                                self.chunk_samples}, indent=2) + "\n")
+
+    def _normal(self, n: int) -> torch.Tensor:
+        return torch.from_numpy((self._codes(n) * self.fp.lsb).astype(np.float32))
+
+    def _get_chunk(self, i: int) -> np.ndarray:
+        a = self._load_chunk(i)
+        return self._generate_chunk(i) if a is None else a
+
+    def _prefetch_run(self, i: int, slot: dict) -> None:
+        try:
+            slot["chunk"] = self._get_chunk(i)
+        except BaseException as e:           # noqa: BLE001 - handed to the consumer
+            slot["error"] = e
+
+    def _take_chunk(self, i: int) -> np.ndarray:
+        if self._prefetch is not None:
+            thread, j, slot = self._prefetch
+            thread.join()
+            self._prefetch = None
+            if j == i:
+                if "error" in slot:
+                    raise slot["error"]
+                return slot["chunk"]
+        return self._get_chunk(i)
+
+    def _codes(self, n: int) -> np.ndarray:
+        out = np.empty(n, dtype=np.int64)
+        k = 0
+        while k < n:
+            if self._pos >= self._chunk.size:
+                i = self._next_chunk
+                self._chunk = self._take_chunk(i)
+                self._chunk_index, self._pos, self._next_chunk = i, 0, i + 1
+                if self.prefetch:
+                    # The next chunk in a worker thread: the compiled kernel releases the GIL,
+                    # so it runs beside the sampler's network on the second core.
+                    slot: dict = {}
+                    t = threading.Thread(target=self._prefetch_run, args=(i + 1, slot),
+                                         daemon=True)
+                    self._prefetch = (t, i + 1, slot)
+                    t.start()
+            m = min(n - k, self._chunk.size - self._pos)
+            out[k:k + m] = self._chunk[self._pos:self._pos + m]
+            self._pos += m
+            k += m
+        return out
+
+    def describe(self) -> dict:
+        p = self._path
+        return {**super().describe(), "device_seed": self.device_seed,
+                "array": f"{p.emu_cfg.array.rows}x{p.emu_cfg.array.cols}",
+                "cond_mode": p.cond_mode, "cond_k": p.cond_k, "cal_enable": p.cal_enable,
+                "twin": "model.blocks.fastpath.NoisePath"}
+
+
+# ------------------------------------------------------------------------------------------------
+def _group_popcounts(bits: np.ndarray, k: int) -> np.ndarray:
+    """Popcounts of successive ``k``-bit groups of the 0/1 uint8 stream ``bits``."""
+    g = bits.reshape(-1, k)
+    if k % 8 == 0:
+        packed = np.packbits(g, axis=1)
+        return np.bitwise_count(packed).sum(axis=1, dtype=np.int64)
+    return g.sum(axis=1, dtype=np.int64)
+
+
+class MTJNoise(CBDNoise):
+    """Bits from the VCMA-MTJ device model → CBD (module docstring).
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the trials (and, unless ``device_seed`` is given, the device draw).
+    device_seed : int, optional
+        Seed of :class:`~model.devices.mtj.MTJArrayDevice` (per-cell variation and drift walk).
+    rows, cols : int
+        Array size (default 8 × 8, the TRNG array's).
+    params : MTJParams, optional
+    variation : MTJVariation or None
+        Default ``MTJVariation()``; ``None``: identical nominal cells, no drift.
+    drift : bool
+        Advance the device drift by the operating time (default True).
+    calibrate : bool
+        Per-cell code nearest P = ½ (True, default) or every cell at the nominal V50 code.
+    fold : int
+        XOR of ``fold`` successive trials of a cell per output bit (1 = raw bits).
+    gauss_cfg : GaussConfig, optional
+    chunk_sweeps : int
+        Sweeps per chunk; the drift state is held over a chunk.
+    """
+
+    name = "mtj"
+
+    def __init__(self, seed: int, *, device_seed: int | None = None, rows: int = 8,
+                 cols: int = 8, params=None, variation="default", drift: bool = True,
+                 calibrate: bool = True, fold: int = 1, gauss_cfg: GaussConfig | None = None,
+                 chunk_sweeps: int = 1 << 15):
+        super().__init__(seed, gauss_cfg)
+        from model.devices.dac import PulseDAC
+        from model.devices.mtj import (MTJArrayDevice, MTJParams, MTJVariation,
+                                       device_row_period_ns)
+        o = "make_noise('mtj')"
+        params = MTJParams() if params is None else params
+        if not isinstance(params, MTJParams):
+            raise ValueError(f"{o}: params = {params!r}: must be an MTJParams")
+        variation = MTJVariation() if isinstance(variation, str) and variation == "default" \
+            else variation
+        if variation is not None and not isinstance(variation, MTJVariation):
+            raise ValueError(f"{o}: variation = {variation!r}: must be an MTJVariation or None")
+        for name, v in (("drift", drift), ("calibrate", calibrate)):
+            if not isinstance(v, bool):
+                raise ValueError(f"{o}: {name} = {v!r}: must be True or False")
+        self.fold = _check_int(o, "fold", fold, 1, 16)
+        self.chunk_sweeps = _check_int(o, "chunk_sweeps", chunk_sweeps, 1, 1 << 20)
+        rows = _check_int(o, "rows", rows, 1, 4096)
+        cols = _check_int(o, "cols", cols, 1, 4096)
+        self.device_seed = self.seed if device_seed is None else _check_int(
+            o, "device_seed", device_seed, 0, _MAX_SEED)
+        self.drift_on, self.calibrated = drift, calibrate
+        self.device = MTJArrayDevice(params, rows, cols, seed=self.device_seed,
+                                     variation=variation, dac=PulseDAC())
+        dev = self.device
+        codes = np.arange(dev.dac.code_max + 1)
+        if calibrate:
+            v = dev.dac.code_to_mV(codes)[:, None, None]
+            p = dev.sensed_prob(v)                                  # (codes, rows, cols)
+            self.cell_codes = np.abs(p - 0.5).argmin(axis=0).astype(np.int64)
+        else:
+            p = dev.nominal.sensed_prob(dev.dac.code_to_mV(codes))
+            self.cell_codes = np.full((rows, cols), int(np.abs(p - 0.5).argmin()), np.int64)
+        self._v_cells = dev.dac.code_to_mV(self.cell_codes)
+        self.sweep_time_s = rows * device_row_period_ns(params) * 1e-9
+        self._rng = np.random.default_rng([self.seed, 0x3713])
+        self._bits = np.zeros(0, dtype=np.uint8)
+        self._pending = np.zeros(0, dtype=np.int64)   # popcounts of the last chunk not taken
+        self.sweeps_run = 0
+
+    def bit_probs(self) -> np.ndarray:
+        """Probability (rows, cols) that the next output bit of each cell is 1 (after the fold),
+        at the device's current drift state."""
+        p = np.clip(self.device.sensed_prob(self._v_cells), 0.0, 1.0)
+        return 0.5 * (1.0 - (1.0 - 2.0 * p) ** self.fold)
+
+    def _run_chunk(self) -> None:
+        dev = self.device
+        m = self.chunk_sweeps * self.fold
+        if self.drift_on and dev.variation is not None:
+            dev.drift(m * self.sweep_time_s)
+        p = np.clip(dev.sensed_prob(self._v_cells), 0.0, 1.0).astype(np.float32)
+        u = self._rng.random((m, dev.rows, dev.cols), dtype=np.float32)
+        bits = (u < p).view(np.uint8)
+        if self.fold > 1:
+            bits = np.bitwise_xor.reduce(bits.reshape(self.chunk_sweeps, self.fold, dev.rows,
+                                                      dev.cols), axis=1)
+        self.sweeps_run += m
+        stream = bits.ravel()
+        if self._bits.size:
+            stream = np.concatenate((self._bits, stream))
+        K = self.gauss_cfg.cbd_bits
+        n = stream.size // K
+        self._bits = stream[n * K:].copy()
+        pc = _group_popcounts(stream[:n * K], K)
+        self._pending = np.concatenate((self._pending, pc)) if self._pending.size else pc
+
+    def _popcounts(self, n: int) -> np.ndarray:
+        while self._pending.size < n:
+            self._run_chunk()
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+    def describe(self) -> dict:
+        v = self.device.variation
+        return {**super().describe(), "device_seed": self.device_seed,
+                "array": f"{self.device.rows}x{self.device.cols}",
+                "variation": None if v is None else repr(v), "drift": self.drift_on,
+                "calibrate": self.calibrated, "fold": self.fold,
+                "sweep_time_s": self.sweep_time_s}
+
+
+# ------------------------------------------------------------------------------------------------
+_U8, _UFF, _U1 = np.uint64(8), np.uint64(0xFF), np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _lfsr_kernel(state, taps, k, mask, pcnt, out):
+    """Galois LFSR (right shift): per output, k steps; output = popcount of the k output bits
+    (each the LSB before its shift). Eight steps at a time through byte tables: in eight steps
+    only the low byte reaches the output, and the taps it triggers XOR into ``s >> 8`` a mask
+    that depends on that byte alone (``mask``; ``pcnt`` its popcount). Returns the new state."""
+    s = state
+    nbytes = k // 8
+    rem = k - 8 * nbytes
+    for i in range(out.shape[0]):
+        pc = 0
+        for _ in range(nbytes):
+            lo = s & _UFF
+            pc += pcnt[lo]
+            s = (s >> _U8) ^ mask[lo]
+        for _ in range(rem):
+            b = s & _U1
+            s >>= _U1
+            if b:
+                s ^= taps
+            pc += np.int64(b)
+        out[i] = pc
+    return s
+
+
+def _byte_tables(taps: int) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.zeros(256, dtype=np.uint64)
+    pcnt = np.zeros(256, dtype=np.int64)
+    for v in range(256):
+        bits, s = lfsr_bits(v, 8, taps)
+        mask[v], pcnt[v] = s, int(bits.sum())
+    return mask, pcnt
+
+
+def lfsr_bits(state: int, n: int, taps: int = LFSR_TAPS) -> tuple[np.ndarray, int]:
+    """``n`` output bits of the Galois LFSR from ``state`` (reference loop, for tests):
+    ``(bits uint8, new state)``."""
+    out = np.empty(n, dtype=np.uint8)
+    s = int(state)
+    for i in range(n):
+        b = s & 1
+        s >>= 1
+        if b:
+            s ^= taps
+        out[i] = b
+    return out, s
+
+
+class LFSRNoise(CBDNoise):
+    """A 32-bit Galois LFSR → CBD (module docstring).
+
+    Parameters
+    ----------
+    seed : int
+        The start state is derived from the seed (never 0), then 64 warm-up steps.
+    taps : int
+        Toggle mask (bit 31 set; default :data:`LFSR_TAPS`, maximal length).
+    gauss_cfg : GaussConfig, optional
+    """
+
+    name = "lfsr"
+
+    def __init__(self, seed: int, *, taps: int = LFSR_TAPS, gauss_cfg: GaussConfig | None = None):
+        super().__init__(seed, gauss_cfg)
+        self.taps = _check_int("make_noise('lfsr')", "taps", taps, 1 << 31, 2**32 - 1)
+        s = int(np.random.SeedSequence([self.seed, 0x1F5A]).generate_state(1, np.uint32)[0])
+        self.state = s if s else 1
+        self._mask, self._pcnt = _byte_tables(self.taps)
+        self._step(np.empty(2, dtype=np.int64), 32)           # 64 warm-up steps
+
+    def _step(self, out: np.ndarray, k: int) -> None:
+        self.state = int(_lfsr_kernel(np.uint64(self.state), np.uint64(self.taps), k,
+                                      self._mask, self._pcnt, out))
+
+    def _popcounts(self, n: int) -> np.ndarray:
+        pc = np.empty(n, dtype=np.int64)
+        self._step(pc, self.gauss_cfg.cbd_bits)
+        return pc
+
+    def describe(self) -> dict:
+        return {**super().describe(), "taps": hex(self.taps), "width": 32}
+
+
+# ------------------------------------------------------------------------------------------------
+_CLASSES = {"software": SoftwareNoise, "trng": TRNGNoise, "mtj": MTJNoise, "lfsr": LFSRNoise}
+
+
+def make_noise(name: str, seed: int, **options) -> NoiseSource:
+    """The noise source ``name`` (one of :data:`NOISE_SOURCES`) seeded with ``seed``.
+
+    ``options`` go to the source's class (:class:`TRNGNoise`, :class:`MTJNoise`,
+    :class:`LFSRNoise`; ``software`` takes none).
+    """
+    if name not in _CLASSES:
+        raise ValueError(f"make_noise: name = {name!r}: must be one of {NOISE_SOURCES}")
+    cls = _CLASSES[name]
+    try:
+        return cls(seed, **options)
+    except TypeError as e:
+        import inspect
+        allowed = [p for p in inspect.signature(cls.__init__).parameters
+                   if p not in ("self", "seed")]
+        raise ValueError(f"make_noise({name!r}): bad options {sorted(options)}: allowed "
+                         f"{allowed} ({e})") from None
+
+
+def measure_rates(n: int = 1 << 22, seed: int = 1, sources=NOISE_SOURCES, **options) -> dict:
+    """Numbers per second of ``normal`` for each source (one thread, after a warm-up call that
+    also compiles). ``options``: per-source option dicts keyed by name."""
+    n = _check_int("measure_rates", "n", n, 1, 1 << 30)
+    res = {}
+    for name in sources:
+        src = make_noise(name, seed, **options.get(name, {}))
+        src.normal((1 << 12,))
+        t0 = time.perf_counter()
+        src.normal((n,))
+        res[name] = n / (time.perf_counter() - t0)
+    return res
