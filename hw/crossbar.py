@@ -175,10 +175,12 @@ class CrossbarTile(wiring.Component):
             take_in.eq(self.inp.valid & self.inp.ready),
         ]
 
-        # Per-vector settings, from the first beat: ADC shift (clamped to acc_bits) and its
-        # rounding offset 2**(shift-1) (0 for shift 0).
+        # Per-vector settings, from the first beat: ADC shift (clamped to acc_bits), its
+        # rounding offset 2**(shift-1) (0 for shift 0), and the clipping mask: the bits at and
+        # above position adc_bits-1+shift (see the ADC step).
         shift = Signal(range(acc_bits + 1))
         half = Signal(aw)
+        clip_mask = Signal(aw)
         sh_in = self.inp.payload.adc_shift
         sh_c = Mux(sh_in > acc_bits, acc_bits, sh_in)
 
@@ -301,11 +303,17 @@ class CrossbarTile(wiring.Component):
         o_load = Signal()
         m.d.comb += o_load.eq((o_n != 0) & o_adv)
 
-        # ADC step (docs §1) on obuf[0] (which already holds acc + 2**(shift-1)): arithmetic
-        # shift, then clip at both rails.
+        # ADC step (docs §1) on a = obuf[0], which already holds acc + 2**(shift-1): the code is
+        # a >> shift (arithmetic), clipped at both rails. The clip decision does not wait for
+        # the shifter: with k = adc_bits-1+shift, (a >> shift) > hi  <=>  a >= 2**k  <=>  a >= 0
+        # with a bit at or above k set, and (a >> shift) < lo  <=>  a < -2**k  <=>  a < 0 with a
+        # bit at or above k clear; `clip_mask` holds those bit positions (none when k >= aw).
         lo, hi = cfg.adc_range
-        rounded = obuf[0] >> shift
-        code = Mux(rounded > hi, hi, Mux(rounded < lo, lo, rounded))
+        a0 = obuf[0]
+        neg = a0[aw - 1]
+        over = ~neg & (a0.as_unsigned() & clip_mask).any()
+        under = neg & (~a0.as_unsigned() & clip_mask).any()
+        code = Mux(over, hi, Mux(under, lo, (a0 >> shift)[:cfg.adc_bits]))
         with m.If(o_adv):
             m.d.sync += o_valid.eq(o_n != 0)
         with m.If(o_load):
@@ -334,7 +342,9 @@ class CrossbarTile(wiring.Component):
             for r in range(R - 1):
                 m.d.sync += xbuf[r].eq(xbuf[r + 1])
             with m.If(r_in == 0):
+                ones = Const((1 << aw) - 1, aw)
                 m.d.sync += [shift.eq(sh_c), half.eq((Const(1, aw + 1) << sh_c)[1:]),
+                             clip_mask.eq((ones << (sh_c + (cfg.adc_bits - 1)))[:aw]),
                              ia.eq(first_base), gbase.eq(first_base)]
             with m.If(r_in == R - 1):
                 m.d.sync += [r_in.eq(0), mvm.eq(1), issuing.eq(1), cr.eq(0), cg.eq(0),

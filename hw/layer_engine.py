@@ -7,7 +7,7 @@ helpers: ``model/blocks/crossbar_config`` (:class:`EngineConfig`, :func:`layer_f
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -17,9 +17,13 @@ from model.blocks.crossbar_config import (ACT_LUT, ACT_RELU, CFG_BIAS, CFG_LAYER
                                           EngineConfig, cfg_addr_bits, cfg_data_bits,
                                           layer_fields)
 
+#: Stages of the output pipeline behind the collector (sum, bias register, bias add, shift,
+#: saturate/activate and LUT read, LUT result register).
+OUT_PIPE_STAGES = 6
+
 #: Cycles a layer spends outside its MVMs with ``out`` always ready (see ``LayerEngine``):
-#: descriptor fetch and latch (2), feeder's first read (1), output pipeline (3), end of layer (1).
-LAYER_OVERHEAD_CYCLES = 7
+#: descriptor fetch and latch (2), feeder's first read (1), output pipeline (6), end of layer (1).
+LAYER_OVERHEAD_CYCLES = 4 + OUT_PIPE_STAGES
 
 
 def inp_layout(cfg: EngineConfig) -> data.StructLayout:
@@ -44,7 +48,7 @@ def desc_layout(cfg: EngineConfig) -> data.StructLayout:
 
 
 def layer_cycles(cfg: EngineConfig, desc) -> int:
-    """Cycles of one layer with ``out`` always ready: ``CB·RB·mvm_cycles + 7``.
+    """Cycles of one layer with ``out`` always ready: ``CB·RB·mvm_cycles + 10``.
 
     Counted from the cycle the engine starts fetching the layer's descriptor to the cycle it
     starts fetching the next one (or, for the last layer, goes idle).
@@ -101,21 +105,22 @@ class LayerEngine(wiring.Component):
     (elements ``rb·R ...`` of the source activation buffer, zero past ``in_dim``) with slot
     ``slot_base + cb·RB + rb`` and the layer's ``adc_shift``; a collector adds the C returned
     ADC codes into C per-column sums (``sum_bits`` wide, a small LUT-RAM with a combinational
-    read). On the last row block each sum for an output j < ``out_dim`` goes through a
-    three-stage pipeline (bias read, ``z = s + bias``; ``round_shift`` by ``out_shift``,
-    saturation to the DAC range, relu, LUT read; activation select) into the other ping-pong
-    buffer, or, in the last layer, onto ``out``. Columns past ``out_dim`` are discarded.
+    read; the first row block's sum starts at the layer's rounding offset 2**(out_shift-1)).
+    On the last row block each sum for an output j < ``out_dim`` goes through a six-stage
+    pipeline (sum and bias read; bias register; ``z = s + bias``; ``z >> out_shift``, which with
+    the offset is ``round_shift``; saturation to the DAC range, relu and LUT read; activation
+    select) into the other ping-pong buffer, or, in the last layer, onto ``out``. Columns past
+    ``out_dim`` are discarded. Every block-RAM read goes straight into a register.
 
     Latency and throughput (``inp`` offered every cycle, ``out`` always ready)
     -------------------------------------------------------------------------
-    One run takes :func:`run_cycles` = ``in_dim_0 + Σ_layers (CB·RB·mvm_cycles + 7)`` cycles,
-    ``mvm_cycles`` (``TileConfig.mvm_cycles()``) being the tile's: the feeder keeps the tile's input
-    busy back to back, so a layer costs its MVMs plus a fixed 7 cycles (descriptor fetch and
-    latch 2, the feeder's first read 1, output pipeline 3, end-of-layer decision 1). In the last
-    layer each output beat is offered 3 cycles after the tile's column that completes it is
-    taken (the last row block's), so outputs come at the tile's output rate. The next run's
-    first input beat can be
-    taken in the cycle ``busy`` falls.
+    One run takes :func:`run_cycles` = ``in_dim_0 + Σ_layers (CB·RB·mvm_cycles + 10)`` cycles,
+    ``mvm_cycles`` (``TileConfig.mvm_cycles()``) being the tile's: the feeder keeps the tile's
+    input busy back to back, so a layer costs its MVMs plus a fixed 10 cycles (descriptor fetch
+    and latch 2, the feeder's first read 1, output pipeline 6, end-of-layer decision 1). In the
+    last layer each output beat is offered 6 cycles after the tile's column that completes it
+    is taken (the last row block's), so outputs come at the tile's output rate. The next run's
+    first input beat can be taken in the cycle ``busy`` falls.
 
     Back-pressure
     -------------
@@ -186,7 +191,8 @@ class LayerEngine(wiring.Component):
 
         # Per-column partial sums of the current column block: C entries, combinational read
         # so that a tile output beat is read, added and written back in its own cycle.
-        m.submodules.acc_mem = acc_mem = Memory(shape=signed(W), depth=C, init=[])
+        # (sum_bits + 1 wide: a sum carries the layer's rounding offset, see below.)
+        m.submodules.acc_mem = acc_mem = Memory(shape=signed(W + 1), depth=C, init=[])
         acc_wr = acc_mem.write_port()
         acc_rd = acc_mem.read_port(domain="comb")
 
@@ -292,13 +298,22 @@ class LayerEngine(wiring.Component):
         # ---------------------------------------------------------------------------------------
         # Output pipeline, one global advance: it moves whenever its last stage is empty or
         # being taken (inner layers always write, so only the last layer's `out` can stall it).
-        v1, v2, v3 = Signal(), Signal(), Signal()
-        s1 = Signal(signed(W))
-        z2 = Signal(signed(W))
-        q3 = Signal(code_shape)
-        j1, j2, j3 = (Signal(range(cfg.max_dim + C), name=f"j{k}") for k in (1, 2, 3))
+        # Sums carry the rounding offset 2**(out_shift-1) from the first row block on (no adder
+        # in the rounding step), so they are one bit wider than sum_bits.
+        SW = W + 1
+        D = OUT_PIPE_STAGES
+        v = [Signal(name=f"v{k}") for k in range(D + 1)]          # v[0] unused
+        jj = [Signal(range(cfg.max_dim + C), name=f"j{k}") for k in range(D + 1)]
+        s1, s2 = Signal(signed(SW)), Signal(signed(SW))
+        b2 = Signal(signed(cfg.bias_bits))
+        z3 = Signal(signed(SW))
+        r4 = Signal(signed(SW))
+        q5 = Signal(code_shape)
+        y6 = Signal(code_shape)
         adv = Signal()
-        m.d.comb += adv.eq(~(v3 & last_layer) | self.out.ready)
+        m.d.comb += adv.eq(~(v[D] & last_layer) | self.out.ready)
+        # 2**(out_shift-1) of the current layer (0 for out_shift 0), set with the descriptor.
+        half_o = Signal(SW)
 
         # ---------------------------------------------------------------------------------------
         # Collector: C beats per MVM from the tile, summed over the row blocks.
@@ -309,7 +324,7 @@ class LayerEngine(wiring.Component):
         c_take = Signal()
         first_rb, last_rb, last_cb = Signal(), Signal(), Signal()
         j0 = Signal(range(cfg.max_dim + 2 * C))
-        s0 = Signal(signed(W))
+        s0 = Signal(signed(SW))
         m.d.comb += [
             tile.out.ready.eq(adv),
             c_take.eq(tile.out.valid & adv & c_active),
@@ -318,7 +333,7 @@ class LayerEngine(wiring.Component):
             last_cb.eq(c_col + C >= desc.out_dim),
             j0.eq(c_col + c_c),
             acc_rd.addr.eq(c_c),
-            s0.eq(Mux(first_rb, tile.out.payload.code, acc_rd.data + tile.out.payload.code)),
+            s0.eq(Mux(first_rb, half_o.as_signed(), acc_rd.data) + tile.out.payload.code),
             acc_wr.addr.eq(c_c),
             acc_wr.data.eq(s0),
             acc_wr.en.eq(c_take & ~last_rb),
@@ -340,38 +355,41 @@ class LayerEngine(wiring.Component):
             with m.Else():
                 m.d.sync += c_c.eq(c_c + 1)
 
-        # Stage 1: s1 and its bias (from the read port). Stage 2: z2 = s1 + bias.
-        # Stage 2 -> 3: q = sat_in(round_shift(z2, out_shift)), relu, LUT address.
-        # Stage 3: y = LUT[q - in_min] or q.
+        # Stage 1: s1 = s + 2**(sh-1); the bias read. Stage 2: the bias from the block RAM into
+        # a register (no logic behind a block RAM's output: an ECP5 DP16KD's clock-to-output is
+        # ~5.8 ns). Stage 3: z = s + bias. Stage 4: z >> out_shift (arithmetic, so with the
+        # offset that is round_shift). Stage 5: saturation to the DAC range, relu, and the LUT
+        # read. Stage 6: y = LUT[q - in_min] or q.
         sh = desc.out_shift
-        half = (Const(1, W + 2) << sh)[1:W + 2]                # 2**(sh-1), 0 when sh = 0
-        rounded = Signal(signed(W + 2))
-        m.d.comb += rounded.eq((z2 + half) >> sh)              # arithmetic shift
         q_sat = Signal(code_shape)
-        m.d.comb += q_sat.eq(Mux(rounded > in_hi, in_hi, Mux(rounded < in_lo, in_lo, rounded)))
+        m.d.comb += q_sat.eq(Mux(r4 > in_hi, in_hi, Mux(r4 < in_lo, in_lo, r4)))
         q_act = Mux((desc.act == ACT_RELU) & (q_sat < 0), 0, q_sat) if t.input_signed else q_sat
         # LUT index q - in_min: for signed codes that is q with its sign bit flipped.
         lut_index = (q_sat.as_unsigned() ^ (1 << (ib - 1))) if t.input_signed else q_sat
         m.d.comb += [lut_rd.addr.eq(lut_index), lut_rd.en.eq(adv)]
         with m.If(adv):
+            m.d.sync += [v[1].eq(c_take & last_rb & (j0 < desc.out_dim)), jj[1].eq(j0)]
+            m.d.sync += [v[k].eq(v[k - 1]) for k in range(2, D + 1)]
+            m.d.sync += [jj[k].eq(jj[k - 1]) for k in range(2, D + 1)]
             m.d.sync += [
-                v1.eq(c_take & last_rb & (j0 < desc.out_dim)), s1.eq(s0), j1.eq(j0),
-                v2.eq(v1), z2.eq(s1 + bias_rd.data), j2.eq(j1),
-                v3.eq(v2), q3.eq(q_act), j3.eq(j2),
+                s1.eq(s0),
+                s2.eq(s1), b2.eq(bias_rd.data),
+                z3.eq(s2 + b2),
+                r4.eq(z3 >> sh),
+                q5.eq(q_act),
+                y6.eq(Mux(desc.act == ACT_LUT, lut_rd.data, q5)),
             ]
-        y = Signal(code_shape)
-        m.d.comb += y.eq(Mux(desc.act == ACT_LUT, lut_rd.data, q3))
 
-        # Stage 3 -> destination buffer (inner layers) or the output stream (last layer).
-        wr_dst = v3 & ~last_layer
+        # Last stage -> destination buffer (inner layers) or the output stream (last layer).
+        wr_dst = v[D] & ~last_layer
         m.d.comb += [
-            self.out.valid.eq(v3 & last_layer),
-            self.out.payload.code.eq(y),
-            self.out.payload.last.eq(j3 == desc.out_dim - 1),
-            b_wr.addr.eq(j3), b_wr.data.eq(y), b_wr.en.eq(wr_dst & ~src),
+            self.out.valid.eq(v[D] & last_layer),
+            self.out.payload.code.eq(y6),
+            self.out.payload.last.eq(jj[D] == desc.out_dim - 1),
+            b_wr.addr.eq(jj[D]), b_wr.data.eq(y6), b_wr.en.eq(wr_dst & ~src),
         ]
         with m.If(state == RUN):
-            m.d.comb += [a_wr.addr.eq(j3), a_wr.data.eq(y), a_wr.en.eq(wr_dst & src)]
+            m.d.comb += [a_wr.addr.eq(jj[D]), a_wr.data.eq(y6), a_wr.en.eq(wr_dst & src)]
         with m.Else():
             # The first beat (taken while idle) goes to entry 0, the others to load_i.
             m.d.comb += [a_wr.addr.eq(Mux(state == IDLE, 0, load_i)),
@@ -384,12 +402,13 @@ class LayerEngine(wiring.Component):
         # empty. `drain` holds it for the pipeline's depth after that last column even when
         # the last columns were padding (never entered the pipeline), so that a layer always
         # takes the same number of cycles (see layer_cycles()).
-        drain = Signal(range(4))
+        drain = Signal(range(D + 1))
         with m.If(c_take & (c_c == C - 1) & last_rb & last_cb):
-            m.d.sync += drain.eq(3)
+            m.d.sync += drain.eq(D)
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
-        layer_done = ~f_active & ~f_valid & ~c_active & (drain == 0) & ~v1 & ~v2 & ~v3
+        layer_done = (~f_active & ~f_valid & ~c_active & (drain == 0)
+                      & ~Cat(*v[1:]).any())
         m.d.comb += run_end.eq((state == RUN) & layer_done & last_layer)
         with m.Switch(state):
             with m.Case(IDLE):
@@ -416,6 +435,7 @@ class LayerEngine(wiring.Component):
                 d = data.View(self.desc_layout, desc_rd.data)
                 m.d.sync += [
                     desc.eq(desc_rd.data),
+                    half_o.eq((Const(1, SW + 1) << d.out_shift)[1:]),
                     f_active.eq(1), f_r.eq(0), f_row.eq(0), f_col.eq(0), f_slot.eq(d.slot_base),
                     c_active.eq(1), c_c.eq(0), c_row.eq(0), c_col.eq(0),
                     state.eq(RUN),

@@ -380,7 +380,7 @@ def test_rtl_one_wide_layer_and_unit_dims():
 @pytest.mark.parametrize("cfg", [PAR, SER], ids=["par", "ser"])
 def test_rtl_run_cycles_formula(cfg):
     """Input offered every cycle and out always ready: each run, from its first input beat to
-    busy low, takes run_cycles() = in_dim + sum(CB*RB*mvm_cycles + 7) exactly (the figure the
+    busy low, takes run_cycles() = in_dim + sum(CB*RB*mvm_cycles + 10) exactly (the figure the
     docstring states), and the next run starts in the cycle busy falls."""
     seed = 88
     b = EngineBench(cfg, seed)
