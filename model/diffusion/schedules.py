@@ -42,9 +42,9 @@ class DDPMSchedule:
         Number of diffusion steps T (1 … 100000).
     beta_start, beta_end:
         β at the first and the last step, ``0 < beta_start <= beta_end < 1``; the defaults are
-        Ho et al.'s (1e-4 → 0.02 at T = 1000). For another T the same end points are kept, so a
-        small T noises faster per step (ᾱ at the last step must still be near 0: see
-        :attr:`alpha_bar`).
+        Ho et al.'s (1e-4 → 0.02 at T = 1000). For another T, :meth:`scaled` multiplies both by
+        1000 / T (the usual rescaling, Nichol & Dhariwal 2021), so ᾱ at the last step stays near
+        0 (4e-5 at T = 1000); a small T with the T = 1000 end points would not reach N(0, I).
 
     Attributes
     ----------
@@ -130,6 +130,14 @@ class DDPMSchedule:
             return [self.steps - 1]
         ts = [int(math.floor(i * (self.steps - 1) / (n - 1) + 0.5)) for i in range(n)]
         return ts[::-1]
+
+    @classmethod
+    def scaled(cls, steps: int) -> "DDPMSchedule":
+        """Ho et al.'s β range rescaled to ``steps``: β from 1e-4·1000/T to 0.02·1000/T
+        (T ≥ 21, so that β < 1)."""
+        _check_steps("DDPMSchedule.scaled", "steps", steps, 21, MAX_STEPS)
+        k = 1000.0 / steps
+        return cls(steps, 1e-4 * k, 0.02 * k)
 
     def to_dict(self) -> dict:
         """The constructor arguments (for checkpoints)."""

@@ -235,7 +235,8 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     weight_noise, act_penalty, act_bound, qat_spec:
         Hardware-aware options (module docstring).
     ema:
-        EMA decay of the weights (0 = none).
+        EMA decay of the weights (0 = none); capped at ``1 − 10 / steps`` of the phase, so a
+        short run averages over its last tenth at most.
     qat_epochs, qat_lr, qat_calib:
         QAT fine-tuning epochs (default ``max(1, epochs // 5)``), its learning rate (default
         ``lr / 10``, cosine-decayed) and calibration batch size.
@@ -307,7 +308,10 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
         noisy = [names[id(m.weight)] for m in layers]
         hooks = [m.register_forward_hook(lambda m, i, out: pre.append(out))
                  for m in layers[:-1]] if act_penalty > 0.0 else []
-        avg = _EMA(model, ema) if ema > 0.0 else None
+        # The EMA window is at most a tenth of the run (decay <= 1 - 10 / steps): a short run
+        # must not end on an average that still remembers its first steps.
+        decay = min(ema, max(0.0, 1.0 - 10.0 / max(1, n_epochs * per_epoch)))
+        avg = _EMA(model, decay) if decay > 0.0 else None
         opt = torch.optim.Adam(model.parameters(), lr=base_lr)
         steps_total = n_epochs * per_epoch
         hist, step = [], 0

@@ -1,0 +1,123 @@
+"""Train a DDPM ε-network on an image data set and save its checkpoint (``make train``).
+
+    python -m sim.train --dataset digits --seed 1 [--epochs N] [--qat] [--out PATH]
+
+The defaults per data set (:data:`CONFIGS`) are the ones the committed checkpoints were made with;
+``--qat`` adds quantization-aware fine-tuning for the default crossbar (``model.nn.CrossbarSpec()``:
+16×16 tiles, 8-bit weights, inputs and ADC) after the float epochs. Default outputs:
+``model/diffusion/checkpoints/<dataset>[-qat].pt`` for digits (committed, kept small),
+``build/checkpoints/<dataset>[-qat].pt`` otherwise. Training runs on one thread by default
+(``--threads``), so the same seed gives the same weights bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from model.diffusion.data import DatasetUnavailable, load_dataset
+from model.diffusion.nets import EpsMLP
+from model.diffusion.schedules import DDPMSchedule
+from model.diffusion.train import CHECKPOINT_DIR, eval_loss, save_checkpoint, train_ddpm
+from sim.meta import ROOT, provenance
+
+#: Net, schedule and training defaults per image data set.
+CONFIGS = {
+    "digits": {"hidden": (256, 256, 256), "temb_dim": 32, "act": "relu", "steps": 1000,
+               "epochs": 2000, "batch": 128, "lr": 2e-3, "ema": 0.999},
+    "fashion-mnist": {"hidden": (1024, 1024, 1024), "temb_dim": 64, "act": "relu",
+                      "steps": 1000, "epochs": 60, "batch": 256, "lr": 1e-3, "ema": 0.9995},
+}
+IMAGE_DATASETS = tuple(CONFIGS)
+
+
+def default_out(dataset: str, qat: bool) -> Path:
+    name = f"{dataset}{'-qat' if qat else ''}.pt"
+    return (CHECKPOINT_DIR if dataset == "digits" else ROOT / "build" / "checkpoints") / name
+
+
+def train(dataset: str = "digits", seed: int = 1, epochs: int | None = None, qat: bool = False,
+          out=None, progress: bool = True, weight_noise=None, act_penalty: float = 0.0,
+          qat_epochs: int | None = None, command: str = "") -> dict:
+    """Train with :data:`CONFIGS` ``[dataset]`` and write the checkpoint; returns its meta."""
+    if dataset not in CONFIGS:
+        raise ValueError(f"train.dataset = {dataset!r}: not an image data set, allowed "
+                         f"{IMAGE_DATASETS} (the 2-D sets train with the score trainer)")
+    cfg = dict(CONFIGS[dataset])
+    if epochs is not None:
+        cfg["epochs"] = epochs
+    tr = load_dataset(dataset, "train", seed)
+    te = load_dataset(dataset, "test", seed)
+    sched = DDPMSchedule.scaled(cfg["steps"])
+    torch.manual_seed(seed)
+    net = EpsMLP(tr.dim, sched.steps, cfg["hidden"], cfg["temb_dim"], cfg["act"])
+    spec = None
+    if qat:
+        from model.nn import CrossbarSpec
+        spec = CrossbarSpec()
+    hist = train_ddpm(net, tr, sched, epochs=cfg["epochs"], batch=cfg["batch"], lr=cfg["lr"],
+                      seed=seed, ema=cfg["ema"], weight_noise=weight_noise,
+                      act_penalty=act_penalty, qat_spec=spec, qat_epochs=qat_epochs,
+                      progress=progress)
+    test_loss = eval_loss(net, te, sched, seed=seed)
+    prov = provenance(seed, command or f"python -m sim.train --dataset {dataset} --seed {seed}")
+    prov.pop("created_utc", None)       # keep a regenerated checkpoint's bytes stable
+    meta = {
+        "dataset": dataset, "split": "train", "seed": seed, "n_train": len(tr),
+        "schedule": sched.to_dict(), "net_class": "EpsMLP", "net_kwargs": net.init_kwargs,
+        "train": {k: (v if not isinstance(v, list) else [round(float(e), 6) for e in v])
+                  for k, v in hist.items()},
+        "qat_spec": None if spec is None else {
+            f: getattr(spec, f) for f in ("rows", "cols", "weight_bits", "input_bits",
+                                          "input_signed", "adc_bits", "bias_bits",
+                                          "calib_percentile")},
+        "test_loss": test_loss, "provenance": prov,
+    }
+    path = Path(out) if out is not None else default_out(dataset, qat)
+    save_checkpoint(path, net, meta)
+    meta["path"] = str(path)
+    return meta
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sim.train", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="digits", choices=IMAGE_DATASETS)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=None, help="default: the data set's CONFIGS")
+    p.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning for CrossbarSpec() after float training")
+    p.add_argument("--qat-epochs", type=int, default=None)
+    p.add_argument("--weight-noise", type=float, default=None,
+                   help="sigma of the per-forward weight noise (truncated at 2 sigma)")
+    p.add_argument("--act-penalty", type=float, default=0.0)
+    p.add_argument("--out", default=None, help="checkpoint path (default: see module doc)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error(f"--threads = {a.threads}: must be >= 1")
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    try:
+        meta = train(a.dataset, a.seed, a.epochs, a.qat, a.out, not a.no_progress,
+                     a.weight_noise, a.act_penalty, a.qat_epochs,
+                     command="python -m sim.train " + " ".join(argv or sys.argv[1:]))
+    except DatasetUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tr = meta["train"]
+    last = tr["qat_loss"][-1] if tr["qat_loss"] else tr["loss"][-1]
+    print(f"{meta['path']}: {a.dataset}, {tr['steps']} steps in {time.perf_counter() - t0:.0f} s, "
+          f"final train loss {last:.4f}, held-out loss {meta['test_loss']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
