@@ -2,8 +2,8 @@
 integrator emulation (model/diffusion/integrator.py).
 
 The samplers are driven by the *exact* ε / score of Gaussian data N(MU, S²) (closed form under
-both the DDPM and the VP-SDE forward processes), so a correct sampler must return N(MU, S²)
-samples: checked with loose statistical bounds. Noise sources are checked against their exact
+both the DDPM schedule and the VP-SDE, ``model/diffusion/schedules.py`` and ``sde.py``), so a
+correct sampler must return N(MU, S²) samples: checked with loose statistical bounds. Noise sources are checked against their exact
 pmfs; the TRNG source against the compiled TRNG twin's own output.
 """
 
@@ -25,6 +25,8 @@ from model.diffusion.noise import LFSR_TAPS, NOISE_SOURCES, SoftwareNoise, lfsr_
 from model.diffusion.samplers import (MAX_GUIDANCE, SAMPLERS, calibration_batch, sample,
                                       with_compute)
 from model.diffusion.schedules import DDPMSchedule
+from model.diffusion.score_net import ScoreMLP
+from model.diffusion.sde import VPSDE, VPSDE_DEFAULT
 
 MU, S, D = 0.5, 0.3, 2
 
@@ -40,35 +42,6 @@ def one_thread():
 
 # ------------------------------------------------------------------------------------------------
 # Stand-ins with closed forms
-class VP:
-    """Linear-β VP-SDE as docs/diffusion.md specifies (beta, marginal, f, g, t_eps,
-    for_sampling); the project's VPSDE has the same interface."""
-
-    def __init__(self, beta_min=0.1, beta_max=20.0, sample_beta_scale=1.0, t_eps=1e-3):
-        self.beta_min, self.beta_max = beta_min, beta_max
-        self.sample_beta_scale, self.t_eps = sample_beta_scale, t_eps
-
-    def beta(self, t):
-        t = torch.as_tensor(t, dtype=torch.float64)
-        return self.beta_min + t * (self.beta_max - self.beta_min)
-
-    def marginal(self, t):
-        t = torch.as_tensor(t, dtype=torch.float64)
-        lm = -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
-        return lm.exp(), (-torch.expm1(2 * lm)).sqrt()
-
-    def f(self, x, t):
-        b = self.beta(t).to(x.dtype)
-        return -0.5 * (b if b.dim() == 0 else b[:, None]) * x
-
-    def g(self, t):
-        return self.beta(t).sqrt()
-
-    def for_sampling(self):
-        k = self.sample_beta_scale
-        return VP(self.beta_min * k, self.beta_max * k, 1.0, self.t_eps)
-
-
 class Brownian:
     """dx = g dW (f = 0, constant g): the held-noise test's SDE."""
 
@@ -123,6 +96,62 @@ class Zero(nn.Module):
 
 def moments(x):
     return float(x.mean()), float(x.std())
+
+
+def predict(kind, ss, steps=None, eta=0.0):
+    """Mean and std of a sampler's output for the exact (linear) ε / score of N(MU, S²) data,
+    from x_T ~ N(0, 1), through the affine recursion of each update rule (float64, written
+    independently of samplers.py): the sampler must match it up to sampling error."""
+    m, v = 0.0, 1.0
+    if kind in ("ddpm", "ddim"):
+        ab = ss.alpha_bar.double()
+        ts = list(range(ss.steps - 1, -1, -1)) if kind == "ddpm" else \
+            sorted(ss.ddim_timesteps(steps), reverse=True)
+        for i, t in enumerate(ts):
+            a = float(ab[t])
+            k = math.sqrt(1 - a) / (a * S * S + 1 - a)         # ε̂ = k·x + e0
+            e0 = -k * math.sqrt(a) * MU
+            if kind == "ddpm":
+                c1, c2, sg = float(ss.c1[t]), float(ss.c2[t]), float(ss.sigma[t])
+                A, B, q = c1 * (1 - c2 * k), -c1 * c2 * e0, (sg * sg if t > 0 else 0.0)
+            else:
+                ap = float(ab[ts[i + 1]]) if i + 1 < len(ts) else 1.0
+                x1, x0 = (1 - math.sqrt(1 - a) * k) / math.sqrt(a), \
+                    -math.sqrt(1 - a) * e0 / math.sqrt(a)
+                A = math.sqrt(ap) * x1 + math.sqrt(1 - ap) * k
+                B = math.sqrt(ap) * x0 + math.sqrt(1 - ap) * e0
+                q = 0.0
+            m, v = A * m + B, A * A * v + q
+        return m, math.sqrt(v)
+    samp = ss.for_sampling()
+    ts = np.linspace(1.0, ss.t_eps, steps + 1)
+    c = 1.0 if kind == "em" else 0.5
+
+    def lin(t):                                               # drift = D1·x + D0
+        mt, st = (float(u) for u in ss.marginal(float(t)))
+        vt = mt * mt * S * S + st * st
+        beta = float(samp.beta(float(t)))
+        return -0.5 * beta + c * beta / vt, -c * beta * mt * MU / vt
+    for i in range(steps):
+        h = ts[i] - ts[i + 1]
+        d1, d0 = lin(ts[i])
+        if kind == "ode-heun":
+            e1, e0 = lin(ts[i + 1])
+            A = 1 - 0.5 * h * (d1 + e1 * (1 - d1 * h))
+            B = -0.5 * h * (d0 - e1 * d0 * h + e0)
+        else:
+            A, B = 1 - d1 * h, -d0 * h
+        q = float(samp.beta(float(ts[i]))) * h if kind == "em" and i + 1 < steps else 0.0
+        m, v = A * m + B, A * A * v + q
+    return m, math.sqrt(v)
+
+
+def check_prediction(x, pred, what):
+    """Sample mean/std vs the predicted ones: 5 standard errors (i.i.d. values)."""
+    (m, s), (pm, ps) = moments(x), pred
+    k = x.numel()
+    assert abs(m - pm) < 5 * ps / math.sqrt(k) + 1e-3, (what, m, pm)
+    assert abs(s - ps) < 5 * ps / math.sqrt(2 * k) + 1e-3, (what, s, ps)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,16 +338,18 @@ def ddpm_result(sched):
                   progress=False)
 
 
-def test_ddpm_reaches_target(ddpm_result):
+def test_ddpm_reaches_target(sched, ddpm_result):
     m, s = moments(ddpm_result)
     assert ddpm_result.shape == (3000, D) and ddpm_result.dtype == torch.float32
-    assert abs(m - MU) < 0.02 and abs(s - S) < 0.03 * 1.0, (m, s)
+    check_prediction(ddpm_result, predict("ddpm", sched), "ddpm")
+    assert abs(m - MU) < 0.02 and abs(s - S) < 0.03, (m, s)
 
 
 def test_ddim_few_steps_close_to_ddpm(sched, ddpm_result):
     x = sample("ddim", GaussEps(sched), sched, make_noise("software", 1), 3000, steps=50,
                progress=False)
     (m, s), (m0, s0) = moments(x), moments(ddpm_result)
+    check_prediction(x, predict("ddim", sched, 50), "ddim")
     assert abs(m - m0) < 0.02 and abs(s - s0) < 0.1 * s0, (m, s, m0, s0)
     # deterministic (eta = 0): the same start, the same result; eta > 0 draws noise
     x2 = sample("ddim", GaussEps(sched), sched, make_noise("software", 1), 3000, steps=50,
@@ -332,11 +363,12 @@ def test_ddim_few_steps_close_to_ddpm(sched, ddpm_result):
 @pytest.mark.parametrize("kind,steps,eps", [("em", 400, False), ("ode-euler", 400, False),
                                             ("ode-heun", 100, False), ("em", 400, True)])
 def test_sde_samplers_reach_target(kind, steps, eps):
-    sde = VP()
+    sde = VPSDE_DEFAULT
     net = GaussScore(sde, eps=eps)
     x = sample(kind, net, sde, make_noise("software", 2), 3000, steps=steps, progress=False,
                parameterization="eps" if eps else "score")
     m, s = moments(x)
+    check_prediction(x, predict(kind, sde, steps), kind)
     assert abs(m - MU) < 0.02 and abs(s - S) < 0.03, (kind, m, s)
 
 
@@ -345,9 +377,11 @@ def test_sampling_scale_changes_the_sde():
     training score a scale of 2 must not reproduce the target, a scale of 1 must."""
     res = {}
     for k in (1.0, 2.0):
-        sde = VP(0.1, 20.0, sample_beta_scale=k)
-        res[k] = moments(sample("ode-heun", GaussScore(sde), sde, make_noise("software", 3),
-                                2000, steps=60, progress=False))
+        sde = VPSDE(0.1, 20.0, sample_beta_scale=k)
+        x = sample("ode-heun", GaussScore(sde), sde, make_noise("software", 3), 2000, steps=60,
+                   progress=False)
+        check_prediction(x, predict("ode-heun", sde, 60), k)
+        res[k] = moments(x)
     assert abs(res[1.0][1] - S) < 0.03 and abs(res[2.0][1] - S) > 0.05, res
 
 
@@ -368,7 +402,7 @@ def test_noise_sources_in_samplers():
     because an XOR fold of two bits gives P(1) = ½ − 2δ² ≤ ½ whatever the sign of the raw bias
     δ) shifts the result, as the reverse process accumulates b over its steps: the shift must
     equal that of software noise with the constant offset b. The LFSR's is none."""
-    sde = VP()
+    sde = VPSDE_DEFAULT
     n, steps = 2000, 200
     used = n * D * steps                          # numbers a run draws (x_T + steps − 1 draws)
     # (the MTJ without drift here: a bias that wanders during the run is not a constant offset)
@@ -396,7 +430,7 @@ def test_noise_sources_in_samplers():
 def test_guidance():
     """Exact class scores of N(mu_y, S²) and of an unconditional N(mu_null, S²): the guided score
     (1+w)s_c − w·s_u is the score of N((1+w)mu_c − w·mu_null, S²) at every t."""
-    sde = VP()
+    sde = VPSDE_DEFAULT
     means = [0.8, -0.4, 0.1]                 # classes 0, 1; label 2 = no class
     net = GaussScore(sde, means=means)
     for w, y in ((0.0, 0), (0.0, 1), (1.0, 0), (2.5, 1)):
@@ -413,7 +447,7 @@ def test_guidance():
 
 
 def test_sampler_bad_inputs(sched):
-    sde, eps_net, score_net = VP(), GaussEps(sched), GaussScore(VP())
+    sde, eps_net, score_net = VPSDE_DEFAULT, GaussEps(sched), GaussScore(VPSDE_DEFAULT)
     src = make_noise("software", 1)
     cond = GaussScore(sde, means=[0.1, 0.2])
     cases = [
@@ -508,7 +542,7 @@ def test_held_noise_carries_g2_delta():
 
 
 def test_analog_sampler_reaches_target_and_refresh_matters():
-    sde = VP()
+    sde = VPSDE_DEFAULT
     net = GaussScore(sde)
     x, st = integrate(net, sde, make_noise("software", 6), 3000, progress=False,
                       return_stats=True)
@@ -526,7 +560,7 @@ def test_analog_sampler_reaches_target_and_refresh_matters():
 
 
 def test_analog_saturation_and_dac():
-    sde = VP()
+    sde = VPSDE_DEFAULT
     x, st = integrate(GaussScore(sde), sde, make_noise("software", 7), 500, progress=False,
                       return_stats=True, v_sat_V=0.05, refresh_mhz=2.0, dt_ns=100.0)
     lim = 0.05 / 0.2
@@ -561,7 +595,7 @@ class HeldFeatureNet(nn.Module):
 
 def test_analog_holds_features_through_dacs():
     net = HeldFeatureNet()
-    sde = VP()
+    sde = VPSDE_DEFAULT
     p = IntegratorParams(refresh_mhz=1.0, dt_ns=250.0, dac_bits=4)   # 10 refreshes x 4 steps
     integrate(net, sde, make_noise("software", 8), 5, params=p, y=1, guidance=1.0,
               progress=False)
@@ -588,7 +622,7 @@ def test_integrator_params_and_sweep():
         IntegratorParams(loop_bw_mhz=-1.0)
     with pytest.raises(ValueError, match="max_evaluations"):
         IntegratorParams(tau_us=1000.0, dt_ns=1.0).grid(1e-3)
-    sde = VP()
+    sde = VPSDE_DEFAULT
     rows = sweep(GaussScore(sde), sde, lambda: make_noise("software", 9), 400,
                  lambda x: {"std_err": abs(float(x.std()) - S)}, tau_us=(0.2, 10.0),
                  refresh_mhz=(0.5, 20.0), progress=False)
@@ -601,3 +635,38 @@ def test_integrator_params_and_sweep():
     slow = integrate(GaussScore(sde), sde, make_noise("software", 9), 400, loop_bw_mhz=0.01,
                      progress=False)
     assert abs(float(slow.std()) - S) > rows[1]["std_err"] + 0.02
+
+
+def test_score_mlp_compute_modes_and_analog_guidance():
+    """ScoreMLP: with_compute puts lin1..lin3 on crossbar tiles (its class table and ReLUs stay
+    float); the digital net samples; the analog net runs in the integrator under guidance with
+    its time/class features held by the DACs."""
+    from model.devices.crossbar import ReadNoise
+    from model.nn import CrossbarSpec, crossbar_layers
+    sde = VPSDE_DEFAULT
+    net = ScoreMLP(classes=3, seed=0)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(300, 2, generator=g) * 0.5
+    y0 = torch.randint(0, 3, (300,), generator=g)
+    calib = calibration_batch(sde, x0, n=512, seed=2, y=y0, classes=3)
+    assert calib[2].max() == 3 and calib[0].shape == (512, 2)
+    dg = with_compute(net, "digital", calib=calib)
+    assert [type(m).__name__ for m in crossbar_layers(dg)] == ["CrossbarLinear"] * 3
+    x, t, y = calib
+    with torch.no_grad():
+        ref = net(x, t, y)
+        err = float((dg(x, t, y) - ref).abs().max()) / float(ref.abs().max())
+    assert 0 < err < 0.2, err
+    out = sample("em", dg, sde, make_noise("lfsr", 3), 64, steps=20, y=1, guidance=1.0,
+                 progress=False)
+    assert out.shape == (64, 2) and torch.isfinite(out).all()
+    spec = CrossbarSpec(analog={"read_noise": ReadNoise("multiplicative", 0.05)})
+    an = with_compute(net, "analog", spec, calib=calib)
+    seen = []
+    an.lin1.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
+    x, st = integrate(an, sde, make_noise("software", 3), 32, y=2, guidance=0.5,
+                      refresh_mhz=2.0, dt_ns=250.0, dac_bits=6, progress=False,
+                      return_stats=True)
+    assert torch.isfinite(x).all() and "conditioning" not in an.__dict__
+    assert st["network_calls"] == st["refreshes"] * st["fine_steps"] == len(seen) == 40
+    assert set(seen) == {64}                                   # 2n rows per guided evaluation

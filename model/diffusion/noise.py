@@ -19,10 +19,15 @@ Sources and their exact distributions
     With the default :class:`~model.blocks.config.GaussConfig` (CBD, K = 32 bits per sample,
     Q4.11): ``raw = ((2·popcount − 32)·S) >> 16`` with ``S = round(2**27/√32) = 23170475``, so
     the value takes the 33 levels ≈ ``(2·pc − 32)/√32`` (spacing ``2/√32 ≈ 0.354``, tails cut at
-    ``±√32 ≈ ±5.66``), popcount ~ Binomial(32, ½) for ideal bits: mean ``≈ −2.4e−4`` (the floor
-    of the shift), variance ``≈ 1`` (``model.blocks.gaussian.exact_moments`` gives both exactly;
-    ``exact_pmf`` the pmf). The conditioned bits are not ideal, only close: the test compares
-    the histogram with the ideal pmf loosely. :meth:`CBDNoise.codes` gives the raw integers.
+    ``±√32 ≈ ±5.66``), popcount ~ Binomial(32, ½) for ideal bits: mean ``−2.1e−4`` (the floor
+    of the shift), variance ``1.00017`` (``model.blocks.gaussian.exact_moments`` gives both
+    exactly; ``exact_pmf`` the pmf). :meth:`CBDNoise.codes` gives the raw integers.
+    **The conditioned bits are not ideal**: with the default XOR fold of two raw bits,
+    P(1) = ½ − 2δ² ≤ ½ for a raw bias δ of either sign, so the bits lean to 0 and the samples
+    have a small *negative* mean, ``(2·P(1) − 1)·√32`` (measured ≈ −0.015 to −0.019 for the
+    default chip and seeds 3, 4: P(1) ≈ 0.4983); their variance stays ≈ 1. A reverse
+    diffusion adds this mean at every step, so it shifts the samples (the tests show the shift
+    equals that of software noise with the same constant offset).
 ``mtj``
     The device-physics model (:class:`model.devices.mtj.MTJArrayDevice`: per-cell variation of
     Δ0, ξ, h, R_P, drift of the effective voltage offset) pulsed at one DAC code per cell; each
@@ -47,10 +52,13 @@ Sources and their exact distributions
 
 All CBD sources share :meth:`CBDNoise.exact_pmf` (the ideal-bit pmf of the values).
 
-Speed (measured on the 2-core CI machine, one thread, by ``measure_rates``): see the module's
-report in the project notes; the ``trng`` source is bounded by the compiled TRNG kernel
-(≈0.7 M samples/s); ``cache_dir`` keeps its stream on disk in chunks, so repeated runs of the
-same seed read it back instead of regenerating.
+Speed (``measure_rates``, one thread each, on the shared 2-core machine under load 5–12, so
+lower bounds): software 2.7e7–1e8 numbers/s, lfsr 1.8e7–2.7e7 /s, mtj 1e6–4e6 /s, trng
+1.8e5–2.6e5 /s (0.69e6 /s for the bare ``NoisePath.gauss_samples`` at lower load, the bound: 64
+raw bits per sample at ≈36e6 raw bits/s). ``prefetch`` (default on) generates the next TRNG
+chunk in a thread while the sampler works; ``cache_dir`` keeps the stream on disk in chunks, so a
+later run with the same seed reads it back at ≈1.4e7 /s instead of regenerating. 10^7 TRNG
+numbers (2000 images × 64 pixels × 80 steps) take about 15–50 s to generate once.
 """
 
 from __future__ import annotations

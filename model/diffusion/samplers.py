@@ -44,14 +44,13 @@ import torch
 from torch import nn
 
 from model.diffusion.noise import NoiseSource
+from model.diffusion.score_net import MAX_GUIDANCE
+from model.diffusion.score_net import check_guidance as _check_guidance
 
 __all__ = ["SAMPLERS", "MAX_GUIDANCE", "DEFAULT_STEPS", "sample", "with_compute",
            "calibration_batch", "check_guidance", "Evaluator"]
 
 SAMPLERS = ("ddpm", "ddim", "em", "ode-euler", "ode-heun", "analog")
-
-#: Largest classifier-free guidance weight (the same bound as ``score_net.MAX_GUIDANCE``).
-MAX_GUIDANCE = 10.0
 
 #: Steps when ``steps`` is None (ddpm: the schedule's T; analog: set by its IntegratorParams).
 DEFAULT_STEPS = {"ddim": 50, "em": 1000, "ode-euler": 1000, "ode-heun": 500}
@@ -74,12 +73,11 @@ def _check_float(owner, name, v, lo, hi):
 
 
 def check_guidance(w, owner: str = "sample") -> float:
-    """``w`` as a float in [0, :data:`MAX_GUIDANCE`], else ``ValueError``."""
-    if isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not (
-            math.isfinite(w) and 0.0 <= w <= MAX_GUIDANCE):
-        raise ValueError(f"{owner}: guidance = {w!r}: guidance weight out of range, allowed "
-                         f"[0, {MAX_GUIDANCE}] (0 = plain conditional sampling)")
-    return float(w)
+    """``w`` as a float in [0, :data:`MAX_GUIDANCE`] (``score_net.MAX_GUIDANCE``, the one
+    bound), else ``ValueError``."""
+    if isinstance(w, np.floating):
+        w = float(w)
+    return _check_guidance(w, f"{owner}: guidance")
 
 
 def _is_schedule(obj) -> bool:
