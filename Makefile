@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -24,6 +24,8 @@ help:
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
+	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
+	@echo "make evaluate  samplers x noise sources x compute modes, FID/KL -> build/sampler/results.{json,md}"
 	@echo "make fashion-mnist  install Debian's dataset-fashion-mnist (28x28 images)"
 	@echo "make deps    Debian packages the targets need (run as root)"
 
@@ -70,6 +72,20 @@ synth: venv
 
 bench: venv deps
 	$(BIN)/python -m sim.bench --seed $(SEED)
+
+# Checkpoints: the DDPM for DATASET (default digits; the committed default is regenerated) and
+# the VP-SDE score models of the 2-D data sets.
+DATASET ?= digits
+train: venv
+	@case "$(DATASET)" in \
+	  ring|latent-digits) $(BIN)/python -m sim.train_score --dataset $(DATASET) --seed $(SEED) ;; \
+	  *) $(BIN)/python -m sim.train --dataset $(DATASET) --seed $(SEED) ;; \
+	esac
+
+# Samplers x noise sources x score compute, with FID / KL / histogram metrics -> build/sampler/.
+EVALUATE_ARGS ?=
+evaluate: venv
+	$(BIN)/python -m sim.evaluate $(EVALUATE_ARGS)
 
 crossbar: venv
 	$(BIN)/python -m sim.crossbar_validation --seed $(SEED) --out build/crossbar
