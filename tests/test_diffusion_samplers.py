@@ -21,7 +21,8 @@ from model.blocks.fastpath import NoisePath
 from model.blocks.gaussian import exact_pmf
 from model.diffusion.integrator import IntegratorParams, dac_quantize, integrate, sweep
 from model.diffusion.nets import EpsMLP
-from model.diffusion.noise import LFSR_TAPS, NOISE_SOURCES, SoftwareNoise, lfsr_bits, make_noise
+from model.diffusion.noise import (LFSR_TAPS, NOISE_SOURCES, SoftwareNoise, lane_seed, lfsr_bits,
+                                  make_noise)
 from model.diffusion.samplers import (MAX_GUIDANCE, SAMPLERS, calibration_batch, sample,
                                       with_compute)
 from model.diffusion.schedules import DDPMSchedule
@@ -278,9 +279,32 @@ def test_trng_codes_equal_noise_path(prefetch):
     assert np.array_equal(got, ref)
     # the default configuration is the chip make sim uses: emulator seed = seed, device seed 1
     from model.devices.mtj import default_emulator_config
-    table, offsets = default_emulator_config(src._path.emu_cfg.array, seed=1)
-    assert src._path.emu_cfg.table == tuple(table) and src._path.seed == 12345
-    assert src._path.emu_cfg.offsets == tuple(offsets)
+    table, offsets = default_emulator_config(src.path.emu_cfg.array, seed=1)
+    assert src.path.emu_cfg.table == tuple(table) and src.path.seed == 12345
+    assert src.path.emu_cfg.offsets == tuple(offsets)
+
+
+def test_trng_lanes(tmp_path):
+    """lanes = L: chunk g comes from the TRNG instance g mod L (lane 0 has the seed itself, the
+    others lane_seed(seed, i)); every number is an exact NoisePath output; with a disk cache a
+    second source reads the same stream."""
+    chunk, L = 1500, 3
+    src = make_noise("trng", 77, chunk_samples=chunk, lanes=L)
+    got = src.codes(7 * chunk + 11)
+    refs = [NoisePath(**{**src._path_args, "seed": lane_seed(77, i)}).gauss_samples(3 * chunk)
+            for i in range(L)]
+    want = np.concatenate([refs[g % L][(g // L) * chunk:(g // L + 1) * chunk]
+                           for g in range(8)])[:got.size]
+    assert np.array_equal(got, want) and lane_seed(77, 0) == 77
+    assert len(set(src.describe()["lane_seeds"])) == L
+    a = make_noise("trng", 77, chunk_samples=chunk, lanes=L, cache_dir=tmp_path)
+    assert np.array_equal(a.codes(got.size), got)
+    assert len(list(tmp_path.glob("trng-*"))) == L
+    b = make_noise("trng", 77, chunk_samples=chunk, lanes=L, cache_dir=tmp_path,
+                   prefetch=False)
+    assert np.array_equal(b.codes(got.size), got)
+    with pytest.raises(ValueError, match="lanes"):
+        make_noise("trng", 1, lanes=0)
 
 
 def test_trng_disk_cache(tmp_path):

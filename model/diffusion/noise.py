@@ -56,7 +56,8 @@ Speed (``measure_rates``, one thread each, on the shared 2-core machine under lo
 lower bounds): software 2.7e7–1e8 numbers/s, lfsr 1.8e7–2.7e7 /s, mtj 1e6–4e6 /s, trng
 1.8e5–2.6e5 /s (0.69e6 /s for the bare ``NoisePath.gauss_samples`` at lower load, the bound: 64
 raw bits per sample at ≈36e6 raw bits/s). ``prefetch`` (default on) generates the next TRNG
-chunk in a thread while the sampler works; ``cache_dir`` keeps the stream on disk in chunks, so a
+chunk in a thread while the sampler works; ``lanes=L`` runs L TRNG instances in parallel threads
+(≈L× on L idle cores; no gain on a saturated machine); ``cache_dir`` keeps the stream on disk in chunks, so a
 later run with the same seed reads it back at ≈1.4e7 /s instead of regenerating. 10^7 TRNG
 numbers (2000 images × 64 pixels × 80 steps) take about 15–50 s to generate once.
 """
@@ -80,7 +81,7 @@ from model.blocks.gaussian import exact_moments, exact_pmf
 from model.io import atomic_write_bytes, atomic_write_text
 
 __all__ = ["NOISE_SOURCES", "NoiseSource", "SoftwareNoise", "CBDNoise", "TRNGNoise", "MTJNoise",
-           "LFSRNoise", "make_noise", "measure_rates", "LFSR_TAPS"]
+           "LFSRNoise", "make_noise", "measure_rates", "LFSR_TAPS", "lane_seed", "lfsr_bits"]
 
 NOISE_SOURCES = ("software", "trng", "mtj", "lfsr")
 
@@ -257,6 +258,100 @@ def _source_digest() -> str:
     return h.hexdigest()
 
 
+class _TRNGLane:
+    """One TRNG instance: a NoisePath, its chunk counter and its optional disk cache."""
+
+    def __init__(self, path_args: dict, chunk_samples: int, cache_dir, dtype, meta: dict):
+        self.args, self.chunk_samples, self.dtype, self.meta = path_args, chunk_samples, dtype, meta
+        self.path = NoisePath(**path_args)
+        self.chunks = 0                      # chunks the in-memory path has produced
+        self.cache_path = None
+        if cache_dir is not None:
+            p = self.path
+            key = repr((p.emu_cfg, p.health_cfg, p.cond_cfg, p.gauss_cfg, p.seed, p.cond_mode,
+                        p.cond_k, p.gauss_mode, p.cal_enable, chunk_samples, _source_digest()))
+            digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+            self.cache_path = Path(cache_dir) / f"trng-{digest}"
+
+    def _chunk_file(self, i: int) -> Path:
+        return self.cache_path / f"chunk-{i:06d}.npy"
+
+    def _state_files(self) -> list[tuple[int, Path]]:
+        out = []
+        for f in self.cache_path.glob("state-*.pkl"):
+            try:
+                out.append((int(f.stem.split("-")[1]), f))
+            except (IndexError, ValueError):
+                continue
+        return sorted(out)
+
+    def _load(self, i: int) -> np.ndarray | None:
+        if self.cache_path is None:
+            return None
+        f = self._chunk_file(i)
+        if not f.is_file():
+            return None
+        try:
+            a = np.load(f, allow_pickle=False)
+        except (OSError, ValueError):
+            return None                      # unreadable: regenerate (and overwrite) it
+        if a.shape != (self.chunk_samples,):
+            return None
+        return a.astype(np.int64)
+
+    def _generate(self, i: int) -> np.ndarray:
+        if self.chunks != i and self.cache_path is not None:
+            # Resume from the latest saved state at or before chunk i, if it is ahead of ours.
+            for j, f in reversed(self._state_files()):
+                if self.chunks < j <= i:
+                    try:
+                        self.path = pickle.loads(f.read_bytes())
+                        self.chunks = j
+                    except Exception:          # noqa: BLE001 - a damaged cache: regenerate
+                        continue
+                    break
+        if self.chunks > i:                  # behind us: start the stream again
+            self.path = NoisePath(**self.args)
+            self.chunks = 0
+        while self.chunks < i:               # skip forward (chunks already cached elsewhere)
+            self.path.gauss_samples(self.chunk_samples)
+            self.chunks += 1
+        a = self.path.gauss_samples(self.chunk_samples)
+        self.chunks += 1
+        if self.cache_path is not None:
+            self._save(i, a)
+        return a
+
+    def _save(self, i: int, a: np.ndarray) -> None:
+        import io
+        buf = io.BytesIO()
+        np.save(buf, a.astype(self.dtype), allow_pickle=False)
+        atomic_write_bytes(self._chunk_file(i), buf.getvalue())
+        atomic_write_bytes(self.cache_path / f"state-{i + 1:06d}.pkl",
+                           pickle.dumps(self.path, protocol=pickle.HIGHEST_PROTOCOL))
+        for j, f in self._state_files():
+            if j < i + 1:
+                f.unlink(missing_ok=True)
+        meta = self.cache_path / "meta.json"
+        if not meta.is_file():
+            atomic_write_text(meta, json.dumps({**self.meta, "lane_seed": self.path.seed,
+                                                "chunk_samples": self.chunk_samples},
+                                               indent=2) + "\n")
+
+    def chunk(self, i: int) -> np.ndarray:
+        """The lane's chunk ``i`` (from the cache, or generated)."""
+        a = self._load(i)
+        return self._generate(i) if a is None else a
+
+
+def lane_seed(seed: int, lane: int) -> int:
+    """Emulator seed of TRNG lane ``lane``: ``seed`` itself for lane 0, else a 32-bit value
+    derived from (seed, lane) by numpy's SeedSequence."""
+    if lane == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, lane, 0x7A9E]).generate_state(1, np.uint32)[0])
+
+
 class TRNGNoise(CBDNoise):
     """The TRNG readout chain's Gaussian integers (:class:`model.blocks.fastpath.NoisePath`).
 
@@ -275,16 +370,22 @@ class TRNGNoise(CBDNoise):
         As :class:`NoisePath` (defaults there).
     cond_mode, cond_k, gauss_mode, cal_enable :
         The ``COND``, ``GAUSS.mode`` and ``CTRL.cal_enable`` settings (default XOR fold k = 2,
-        CBD, calibration on).
+        CBD, calibration on: the registers' reset values).
     chunk_samples : int
         Samples generated per compiled call (and per cache file).
     cache_dir : str or Path, optional
         Keep the stream on disk: chunk files and the generator's state after the last one, in a
-        folder named by a hash of every setting and of the twin sources. A later source with the
-        same settings reads the chunks back (and continues from the saved state past them).
+        folder per lane named by a hash of every setting and of the twin sources. A later source
+        with the same settings reads the chunks back (and continues from the saved state).
     prefetch : bool
-        Generate the next chunk in a background thread while the current one is used (default
-        True; the stream is the same either way).
+        Generate the next chunks in background threads while the current one is used (default
+        True; the stream is the same either way). The compiled kernel releases the GIL.
+    lanes : int
+        Number of TRNG instances (1 … 16, default 1). With 1 the stream is exactly one RTL
+        TRNG's. With L > 1, L instances of the same chip configuration with emulator seeds
+        :func:`lane_seed` (lane 0: ``seed``) are read chunk by chunk in turn (chunk g from lane
+        g mod L): every number is exactly what one of L RTL TRNGs emits, and with ``prefetch``
+        the lanes run in parallel threads (a speed option: L parallel generators).
     """
 
     name = "trng"
@@ -293,157 +394,96 @@ class TRNGNoise(CBDNoise):
                  emu_cfg: EmulatorConfig | None = None, health_cfg=None, cond_cfg=None,
                  gauss_cfg: GaussConfig | None = None, cond_mode: int = 1, cond_k: int = 2,
                  gauss_mode: int = MODE_CBD, cal_enable: bool = True,
-                 chunk_samples: int = 1 << 20, cache_dir=None, prefetch: bool = True):
+                 chunk_samples: int = 1 << 20, cache_dir=None, prefetch: bool = True,
+                 lanes: int = 1):
         super().__init__(seed, gauss_cfg)
+        o = "make_noise('trng')"
         if not isinstance(prefetch, bool):
-            raise ValueError(f"make_noise('trng'): prefetch = {prefetch!r}: must be True or False")
+            raise ValueError(f"{o}: prefetch = {prefetch!r}: must be True or False")
         self.prefetch = prefetch
-        self._prefetch = None
+        self.lanes = _check_int(o, "lanes", lanes, 1, 16)
         if emu_cfg is None:
             from model.devices.mtj import default_emulator_config
             array = ArrayConfig() if array is None else array
             if not isinstance(array, ArrayConfig):
-                raise ValueError(f"make_noise('trng'): array = {array!r}: must be an ArrayConfig")
-            self.device_seed = _check_int("make_noise('trng')", "device_seed", device_seed, 0,
-                                          _MAX_SEED)
+                raise ValueError(f"{o}: array = {array!r}: must be an ArrayConfig")
+            self.device_seed = _check_int(o, "device_seed", device_seed, 0, _MAX_SEED)
             table, offsets = default_emulator_config(array, seed=self.device_seed)
             emu_cfg = EmulatorConfig(array=array, table=tuple(table), offsets=tuple(offsets),
                                      seed=self.seed)
         else:
             self.device_seed = None
-        self.chunk_samples = _check_int("make_noise('trng')", "chunk_samples", chunk_samples,
-                                        1, 1 << 26)
+        self.chunk_samples = _check_int(o, "chunk_samples", chunk_samples, 1, 1 << 26)
+        dtype = np.int16 if self.fp.sample_bits <= 16 else np.int32
+        base = dict(emu_cfg=emu_cfg, health_cfg=health_cfg, cond_cfg=cond_cfg,
+                    gauss_cfg=self.gauss_cfg, cond_mode=cond_mode, cond_k=cond_k,
+                    gauss_mode=gauss_mode, cal_enable=cal_enable)
         # NoisePath validates every setting (with its own messages).
-        self._path_args = dict(emu_cfg=emu_cfg, health_cfg=health_cfg, cond_cfg=cond_cfg,
-                               gauss_cfg=self.gauss_cfg, seed=self.seed, cond_mode=cond_mode,
-                               cond_k=cond_k, gauss_mode=gauss_mode, cal_enable=cal_enable)
-        self._path = NoisePath(**self._path_args)
-        self.mode = self._path.gauss_mode
-        self._path_chunks = 0                # chunks the in-memory path has produced
+        self._lane_list = []
+        for i in range(self.lanes):
+            args = {**base, "seed": lane_seed(self.seed, i)}
+            self._lane_list.append(_TRNGLane(args, self.chunk_samples, cache_dir, dtype,
+                                             {"name": self.name, "seed": self.seed,
+                                              "lane": i, "device_seed": self.device_seed}))
+        self._path_args = self._lane_list[0].args
+        self.mode = self._lane_list[0].path.gauss_mode
         self._chunk = np.zeros(0, dtype=np.int64)
-        self._chunk_index = -1
         self._pos = 0                        # position inside the current chunk
-        self._next_chunk = 0
-        self.cache_path = None
-        if cache_dir is not None:
-            p = self._path
-            key = repr((p.emu_cfg, p.health_cfg, p.cond_cfg, p.gauss_cfg, p.seed, p.cond_mode,
-                        p.cond_k, p.gauss_mode, p.cal_enable, self.chunk_samples,
-                        _source_digest()))
-            digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-            self.cache_path = Path(cache_dir) / f"trng-{digest}"
-        self._dtype = np.int16 if self.fp.sample_bits <= 16 else np.int32
+        self._next_chunk = 0                 # global index of the next chunk
+        self._pending: dict = {}             # global chunk index -> (thread, slot)
 
     @property
     def path(self) -> NoisePath:
-        """The in-memory twin (its state reflects the chunks generated in this process)."""
-        return self._path
+        """Lane 0's in-memory twin (its state reflects the chunks generated in this process)."""
+        return self._lane_list[0].path
+
+    @property
+    def cache_path(self) -> Path | None:
+        """Lane 0's cache folder (None without ``cache_dir``)."""
+        return self._lane_list[0].cache_path
 
     # -- chunks ------------------------------------------------------------------------------
-    def _chunk_file(self, i: int) -> Path:
-        return self.cache_path / f"chunk-{i:06d}.npy"
+    def _lane_chunk(self, g: int) -> np.ndarray:
+        return self._lane_list[g % self.lanes].chunk(g // self.lanes)
 
-    def _state_files(self) -> list[tuple[int, Path]]:
-        out = []
-        for f in self.cache_path.glob("state-*.pkl"):
-            try:
-                out.append((int(f.stem.split("-")[1]), f))
-            except (IndexError, ValueError):
-                continue
-        return sorted(out)
-
-    def _load_chunk(self, i: int) -> np.ndarray | None:
-        if self.cache_path is None:
-            return None
-        f = self._chunk_file(i)
-        if not f.is_file():
-            return None
+    def _worker(self, g: int, slot: dict) -> None:
         try:
-            a = np.load(f, allow_pickle=False)
-        except (OSError, ValueError):
-            return None                      # unreadable: regenerate (and overwrite) it
-        if a.shape != (self.chunk_samples,):
-            return None
-        return a.astype(np.int64)
-
-    def _generate_chunk(self, i: int) -> np.ndarray:
-        if self._path_chunks != i and self.cache_path is not None:
-            # Resume from the latest saved state at or before chunk i, if it is ahead of ours.
-            for j, f in reversed(self._state_files()):
-                if self._path_chunks < j <= i:
-                    try:
-                        self._path = pickle.loads(f.read_bytes())
-                        self._path_chunks = j
-                    except Exception:          # noqa: BLE001 - a damaged cache: regenerate
-                        continue
-                    break
-        if self._path_chunks > i:            # behind us: start the stream again
-            self._path = NoisePath(**self._path_args)
-            self._path_chunks = 0
-        while self._path_chunks < i:         # skip forward (chunks already cached elsewhere)
-            self._path.gauss_samples(self.chunk_samples)
-            self._path_chunks += 1
-        a = self._path.gauss_samples(self.chunk_samples)
-        self._path_chunks += 1
-        if self.cache_path is not None:
-            self._save_chunk(i, a)
-        return a
-
-    def _save_chunk(self, i: int, a: np.ndarray) -> None:
-        import io
-        buf = io.BytesIO()
-        np.save(buf, a.astype(self._dtype), allow_pickle=False)
-        atomic_write_bytes(self._chunk_file(i), buf.getvalue())
-        atomic_write_bytes(self.cache_path / f"state-{i + 1:06d}.pkl",
-                           pickle.dumps(self._path, protocol=pickle.HIGHEST_PROTOCOL))
-        for j, f in self._state_files():
-            if j < i + 1:
-                f.unlink(missing_ok=True)
-        meta = self.cache_path / "meta.json"
-        if not meta.is_file():
-            atomic_write_text(meta, json.dumps({**self.describe(), "chunk_samples":
-                                                self.chunk_samples}, indent=2) + "\n")
-
-    def _normal(self, n: int) -> torch.Tensor:
-        return torch.from_numpy((self._codes(n) * self.fp.lsb).astype(np.float32))
-
-    def _get_chunk(self, i: int) -> np.ndarray:
-        a = self._load_chunk(i)
-        return self._generate_chunk(i) if a is None else a
-
-    def _prefetch_run(self, i: int, slot: dict) -> None:
-        try:
-            slot["chunk"] = self._get_chunk(i)
+            slot["chunk"] = self._lane_chunk(g)
         except BaseException as e:           # noqa: BLE001 - handed to the consumer
             slot["error"] = e
 
-    def _take_chunk(self, i: int) -> np.ndarray:
-        if self._prefetch is not None:
-            thread, j, slot = self._prefetch
+    def _take_chunk(self, g: int) -> np.ndarray:
+        job = self._pending.pop(g, None)
+        if job is None:
+            a = self._lane_chunk(g)
+        else:
+            thread, slot = job
             thread.join()
-            self._prefetch = None
-            if j == i:
-                if "error" in slot:
-                    raise slot["error"]
-                return slot["chunk"]
-        return self._get_chunk(i)
+            if "error" in slot:
+                raise slot["error"]
+            a = slot["chunk"]
+        if self.prefetch:
+            # Keep the next `lanes` chunks in flight: consecutive chunks belong to different
+            # lanes, so no lane is ever worked on by two threads.
+            for h in range(g + 1, g + 1 + self.lanes):
+                if h not in self._pending:
+                    slot: dict = {}
+                    t = threading.Thread(target=self._worker, args=(h, slot), daemon=True)
+                    self._pending[h] = (t, slot)
+                    t.start()
+        return a
+
+    def _normal(self, n: int) -> torch.Tensor:
+        return torch.from_numpy((self._codes(n) * self.fp.lsb).astype(np.float32))
 
     def _codes(self, n: int) -> np.ndarray:
         out = np.empty(n, dtype=np.int64)
         k = 0
         while k < n:
             if self._pos >= self._chunk.size:
-                i = self._next_chunk
-                self._chunk = self._take_chunk(i)
-                self._chunk_index, self._pos, self._next_chunk = i, 0, i + 1
-                if self.prefetch:
-                    # The next chunk in a worker thread: the compiled kernel releases the GIL,
-                    # so it runs beside the sampler's network on the second core.
-                    slot: dict = {}
-                    t = threading.Thread(target=self._prefetch_run, args=(i + 1, slot),
-                                         daemon=True)
-                    self._prefetch = (t, i + 1, slot)
-                    t.start()
+                self._chunk = self._take_chunk(self._next_chunk)
+                self._pos = 0
+                self._next_chunk += 1
             m = min(n - k, self._chunk.size - self._pos)
             out[k:k + m] = self._chunk[self._pos:self._pos + m]
             self._pos += m
@@ -451,10 +491,11 @@ class TRNGNoise(CBDNoise):
         return out
 
     def describe(self) -> dict:
-        p = self._path
+        p = self.path
         return {**super().describe(), "device_seed": self.device_seed,
                 "array": f"{p.emu_cfg.array.rows}x{p.emu_cfg.array.cols}",
                 "cond_mode": p.cond_mode, "cond_k": p.cond_k, "cal_enable": p.cal_enable,
+                "lanes": self.lanes, "lane_seeds": [ln.path.seed for ln in self._lane_list],
                 "twin": "model.blocks.fastpath.NoisePath"}
 
 
