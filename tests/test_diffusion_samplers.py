@@ -3,7 +3,8 @@ integrator emulation (model/diffusion/integrator.py).
 
 The samplers are driven by the *exact* ε / score of Gaussian data N(MU, S²) (closed form under
 both the DDPM schedule and the VP-SDE, ``model/diffusion/schedules.py`` and ``sde.py``), so a
-correct sampler must return N(MU, S²) samples: checked with loose statistical bounds. Noise sources are checked against their exact
+correct sampler must return N(MU, S²) samples (loose bounds), and must match the exact affine
+recursion of its own update rule (tight bounds). Noise sources are checked against their exact
 pmfs; the TRNG source against the compiled TRNG twin's own output.
 """
 

@@ -56,10 +56,10 @@ Speed (``measure_rates``, one thread each, on the shared 2-core machine under lo
 lower bounds): software 2.7e7–1e8 numbers/s, lfsr 1.8e7–2.7e7 /s, mtj 1e6–4e6 /s, trng
 1.8e5–2.6e5 /s (0.69e6 /s for the bare ``NoisePath.gauss_samples`` at lower load, the bound: 64
 raw bits per sample at ≈36e6 raw bits/s). ``prefetch`` (default on) generates the next TRNG
-chunk in a thread while the sampler works; ``lanes=L`` runs L TRNG instances in parallel threads
-(≈L× on L idle cores; no gain on a saturated machine); ``cache_dir`` keeps the stream on disk in chunks, so a
-later run with the same seed reads it back at ≈1.4e7 /s instead of regenerating. 10^7 TRNG
-numbers (2000 images × 64 pixels × 80 steps) take about 15–50 s to generate once.
+chunk in a thread while the sampler works; ``lanes=L`` runs L TRNG instances in parallel
+threads (≈L× on L idle cores; no gain on a saturated machine); ``cache_dir`` keeps the stream on
+disk in chunks, so a later run with the same seed reads it back at ≈1.4e7 /s instead of
+regenerating. 10^7 TRNG numbers (2000 images × 64 pixels × 80 steps) take about 15–50 s to generate once.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ Conventions
 * Noise is drawn in this order, always as ``noise.normal((n, *shape))``: the start x_T, then one
   draw per step that adds noise (DDPM: steps T−1 … 1; DDIM with eta > 0: every step but the last;
   Euler–Maruyama: every step but the last, whose noise-free mean is returned as in the reference
-  code; the ODE samplers: none). So a source with the same seed gives the same run.
+  code; the ODE samplers: none; analog: one per DAC refresh interval with process "sde"). So a
+  source with the same seed gives the same run.
 * The SDE samplers integrate the *sampling* SDE (``sde.for_sampling()``: β times
   ``sample_beta_scale``) from t = 1 to t_eps on an even grid of ``steps`` intervals, starting from
   N(0, I); the network is queried at the same t.
