@@ -647,6 +647,10 @@ def test_integrator_params_and_sweep():
         IntegratorParams(loop_bw_mhz=-1.0)
     with pytest.raises(ValueError, match="max_evaluations"):
         IntegratorParams(tau_us=1000.0, dt_ns=1.0).grid(1e-3)
+    with pytest.raises(ValueError, match="shape"):
+        integrate(nn.Identity(), VPSDE_DEFAULT, make_noise("software", 1), 4, progress=False)
+    with pytest.raises(ValueError, match="unknown options"):
+        integrate(Zero(), VPSDE_DEFAULT, make_noise("software", 1), 4, tau=3, progress=False)
     sde = VPSDE_DEFAULT
     rows = sweep(GaussScore(sde), sde, lambda: make_noise("software", 9), 400,
                  lambda x: {"std_err": abs(float(x.std()) - S)}, tau_us=(0.2, 10.0),

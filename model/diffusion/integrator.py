@@ -242,7 +242,10 @@ def integrate(model, sde, noise, n: int, *, shape=None, params: IntegratorParams
     ev = model if isinstance(model, Evaluator) else Evaluator(model, n, y, guidance, owner=o)
     net = ev.model
     if shape is None:
-        shape = (int(getattr(net, "dim")),)
+        if getattr(net, "dim", None) is None:
+            raise ValueError(f"{o}: the sample shape is unknown (model has no .dim); pass "
+                             f"shape=(d,)")
+        shape = (int(net.dim),)
     shape = tuple(shape)
     t_end = float(sde.t_eps) if t_end is None else _num(o, "t_end", t_end, 0.0, 0.5)
     samp = sde.for_sampling() if hasattr(sde, "for_sampling") else sde
