@@ -418,3 +418,17 @@ def test_bad_input(small, digits):
         c1_shift_for(70000.0)
     with pytest.raises(ValueError, match="codes"):
         small.fast.run(np.full((2, 72), 128))
+
+
+def test_speed_probe_and_markdown_run(digits):
+    """measure_speed (the make-bench figure) and the §7 Markdown block run and report what they
+    say; no timing bound here (speed figures belong to make bench)."""
+    torch.manual_seed(1)
+    sched = DDPMSchedule.scaled(30)
+    net = EpsMLP(64, 30, (32,), temb_dim=8)
+    p = HardwareProgram.from_checkpoint(net, sched, data=digits, calib_n=128)
+    r = hwm.measure_speed(p, net, n=3, steps=2, sampler="ddim")
+    assert r["n"] == 3 and r["steps"] == 2 and r["float_s"] > 0 and r["hw_s"] > 0
+    assert r["ratio"] == pytest.approx(r["hw_s"] / r["float_s"])
+    md = p.markdown()
+    assert md.count("\n| 0 | 72 → 32 | ReLU |") == 1 and "| ddim | 30 | " in md

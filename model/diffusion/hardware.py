@@ -47,14 +47,15 @@ from model.blocks.crossbar_config import (ACT_LUT, ACT_NONE, ACT_RELU, round_shi
                                           sat, signed_range)
 from model.blocks.fixedpoint import fixed_point  # noqa: E402
 from model.diffusion.schedules import DDPMSchedule  # noqa: E402
-from model.nn import CrossbarSpec, EngineProgram, convert, crossbar_layers, export_program  # noqa: E402
+from model.nn import (CrossbarSpec, EngineProgram, convert, crossbar_layers,  # noqa: E402
+                      export_program)
 
-__all__ = ["C1_MAX_SHIFT", "C2_FRAC", "COEF_BITS", "DEFAULT_CALIB_N", "HWSamples",
-           "HardwareProgram", "FastEngine", "HW_SPEC", "PIXEL_BITS", "SAMPLERS", "SIGMA_FRAC",
-           "StepTables", "X_BITS", "X_FRAC", "acc_frac", "c1_shift_for", "default_checkpoint",
-           "float_coefficients", "hw_sample", "noise_codes_source", "step_tables",
-           "hw_sample_reference", "hw_step", "input_x_codes", "pixels_from_x", "quantize_coef",
-           "step_pixel", "x_init"]
+__all__ = ["C1_MAX_SHIFT", "C2_FRAC", "COEF_BITS", "DEFAULT_CALIB_N", "FastEngine", "HWSamples",
+           "HW_SPEC", "HardwareProgram", "PIXEL_BITS", "SAMPLERS", "SIGMA_FRAC", "StepTables",
+           "X_BITS", "X_FRAC", "acc_frac", "c1_shift_for", "default_checkpoint",
+           "float_coefficients", "hw_sample", "hw_sample_reference", "hw_step", "input_x_codes",
+           "measure_speed", "noise_codes_source", "pixels_from_x", "quantize_coef", "step_pixel",
+           "step_tables", "x_init"]
 
 # ------------------------------------------------------------------------------------------------
 # The contract's fixed formats (docs/hardware-mode.md §2)
@@ -761,6 +762,40 @@ class HardwareProgram:
             "tables": [self.tables(s, n).as_dict() for s, n in tables],
         }
 
+    def markdown(self, tables=None) -> str:
+        """The program's numbers as the Markdown block of ``docs/hardware-mode.md`` §7
+        (``tables``: ``(sampler, steps)`` pairs, default ddpm with T and ddim with 50)."""
+        if tables is None:
+            tables = (("ddpm", None), ("ddim", min(50, self.steps_max)))
+        src = self.source.get("checkpoint") or "(a net, not a file)"
+        sha = self.source.get("sha256", "")
+        out = [f"Checkpoint `{Path(src).name if self.source.get('checkpoint') else src}`"
+               + (f" (sha256 `{sha[:16]}…`)" if sha else "")
+               + f", calibration seed {self.calib_seed}, {self.calib_n} inputs; "
+               f"fx_in = {self.fx_in} (pixel codes: 2^−{self.fx_in}, shift "
+               f"{X_FRAC - self.fx_in} from Q3.12), fe = {self.fe} (c2·ε̂ shift "
+               f"{C2_FRAC + self.fe - X_FRAC}).", "",
+               "| layer | in → out | act | fx | fw | adc_shift | out_shift | fx_out | "
+               "weight codes | bias codes |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        acts = {ACT_NONE: "none", ACT_RELU: "ReLU", ACT_LUT: "LUT"}
+        for i, (d, w, b, sc) in enumerate(zip(self.engine.layers, self.engine.weights,
+                                              self.engine.biases, self.layer_scales)):
+            fx, fw, a, o = sc
+            out.append(f"| {i} | {d.in_dim} → {d.out_dim} | {acts[d.act]} | {fx} | {fw} | {a} | "
+                       f"{o} | {fx + fw - a - o} | [{int(w.min())}, {int(w.max())}] | "
+                       f"[{int(b.min())}, {int(b.max())}] |")
+        out += ["", f"Time-embedding codes: {self.steps_max} × {self.temb_dim}, values "
+                f"[{int(self.temb_codes.min())}, {int(self.temb_codes.max())}].", ""]
+        out += ["| table | rows | c1_shift | C1 range | C2 range | SG range | noisy rows |",
+                "|---|---|---|---|---|---|---|"]
+        for smp, k in tables:
+            t = self.tables(smp, k)
+            out.append(f"| {smp} | {t.steps} | {t.c1_shift} | [{int(t.c1.min())}, "
+                       f"{int(t.c1.max())}] | [{int(t.c2.min())}, {int(t.c2.max())}] | "
+                       f"[{int(t.sg.min())}, {int(t.sg.max())}] | {t.noisy_steps} |")
+        return "\n".join(out)
+
     def digest(self) -> str:
         """sha256 of :meth:`to_dict` (default tables) as canonical JSON."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
@@ -970,6 +1005,35 @@ def hw_sample_reference(program: HardwareProgram, noise, n: int, steps: int | No
 
 
 # ------------------------------------------------------------------------------------------------
+def measure_speed(program: HardwareProgram, net, n: int = 1000, steps: int | None = None,
+                  sampler: str = "ddpm", seed: int = 0, threads: int = 1) -> dict:
+    """Wall time of :func:`hw_sample` against the float sampler (``samplers.sample``) on the
+    same net, ``n``, ``steps`` and sampler, both with software noise (the hardware run rounds it
+    to the noise format) so that the figure is the compute, not the noise source; both on
+    ``threads`` torch threads. The issue's goal: ``ratio`` <= 3 (``make bench`` reports it)."""
+    from model.diffusion.noise import make_noise
+    from model.diffusion.samplers import sample
+    n = _check_int("measure_speed", "n", n, 1, 1 << 24)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(_check_int("measure_speed", "threads", threads, 1, 1024))
+    try:
+        hw_sample(program, "software", 2, 2, "ddim", seed=seed)       # compile / warm up
+        t0 = time.perf_counter()
+        sample(sampler, net, program.sched, make_noise("software", seed), n,
+               steps=None if sampler == "ddpm" and steps in (None, program.steps_max) else steps,
+               progress=False)
+        t_float = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        hw_sample(program, "software", n, steps, sampler, seed=seed)
+        t_hw = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(prev)
+    return {"sampler": sampler, "steps": steps or program.steps_max, "n": n, "threads": threads,
+            "float_s": t_float, "hw_s": t_hw, "ratio": t_hw / t_float,
+            "hw_images_per_s": n / t_hw, "engine_path": program.fast.path}
+
+
+# ------------------------------------------------------------------------------------------------
 def default_checkpoint() -> Path:
     """The default digits checkpoint of the hardware: the QAT one when committed, else the
     float one (``model.diffusion.train.DEFAULT_CHECKPOINT``)."""
@@ -992,6 +1056,8 @@ def main(argv=None) -> int:
     p.add_argument("--tables", default="ddpm", help="comma list of sampler[:steps], e.g. "
                    "ddpm,ddim:50 (default ddpm with T steps)")
     p.add_argument("--out", default=str(_ROOT / "build" / "hardware" / "program.json"))
+    p.add_argument("--markdown", action="store_true",
+                   help="also print the numbers as the Markdown block of docs/hardware-mode.md §7")
     a = p.parse_args(argv)
     try:
         tabs = []
@@ -1010,6 +1076,8 @@ def main(argv=None) -> int:
     print(f"{a.out}: {layers}; fx_in {prog.fx_in}, fe {prog.fe}; tables "
           + ", ".join(f"{t['sampler']}:{t['steps']} (c1_shift {t['c1_shift']})"
                       for t in d["tables"]))
+    if a.markdown:
+        print(prog.markdown(tuple(tabs)))
     return 0
 
 
