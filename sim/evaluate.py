@@ -24,11 +24,12 @@ Outputs (under ``--out``, each written atomically, all of them only after every 
 (sample grids of every row side by side with the real data) for images,
 ``scatter_<dataset>.png`` and ``density_<dataset>.png`` for 2-D sets.
 
-The default run — digits, software and TRNG noise × float and digital compute, DDPM, 4 seeds ×
-2000 samples — holds the goal row (TRNG + digital twin vs software float) and fits in 30 minutes
-on 2 cores; larger grids go behind the options. ``--quick`` takes 256 samples × 2 seeds
-unless given. ``--standin`` replaces the models and samplers by a Gaussian fitted to the data
-(for testing the driver only; its rows say so).
+The default run — digits, DDPM, the goal row (TRNG noise + digital twin) and its reference
+(software noise + float), 4 seeds × 2000 samples — is meant to fit in 30 minutes on 2 cores
+(``--jobs 2`` worker processes share the (row, seed) pairs); larger grids go behind the options
+(``--noise software,trng,mtj,lfsr --compute float,digital,analog`` …). ``--quick`` takes 256
+samples × 2 seeds unless given. ``--standin`` replaces the models and samplers by a Gaussian
+fitted to the data (for testing the driver only; its rows say so).
 """
 
 from __future__ import annotations
@@ -53,8 +54,14 @@ SAMPLERS = ("ddpm", "ddim", "em", "ode-euler", "ode-heun", "analog")
 IMAGE_DATASETS = ("digits", "fashion-mnist")
 REFERENCE = ("software", "float")
 GOAL_RATIO = 1.05
-DEFAULTS = dict(datasets=("digits",), noise=("software", "trng"), compute=("float", "digital"),
-                samplers=("ddpm",), samples=2000, seeds=4)
+#: The default grid: the goal row (TRNG noise + digital twin) and, added to every grid, the
+#: reference row (software noise + float).
+DEFAULTS = dict(datasets=("digits",), noise=("trng",), compute=("digital",), samples=2000,
+                seeds=4)
+#: Sampler of each data set when --samplers is not given (the paper's for the 2-D sets: Euler on
+#: the probability-flow ODE).
+DEFAULT_SAMPLERS = {"digits": ("ddpm",), "fashion-mnist": ("ddpm",), "ring": ("ode-euler",),
+                    "latent-digits": ("ode-euler",)}
 QUICK = dict(samples=256, seeds=2)
 MAX_SAMPLES = 1_000_000
 GRID_N = 64                  # samples per panel of a grid (8 × 8)
@@ -122,11 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=_list_of(DATASETS, "data set"),
                    default=DEFAULTS["datasets"], help="comma list (default digits)")
     p.add_argument("--noise", type=_list_of(NOISE_SOURCES, "noise source"),
-                   default=DEFAULTS["noise"], help="comma list (default software,trng)")
+                   default=DEFAULTS["noise"], help="comma list (default trng; software is always run as the reference)")
     p.add_argument("--compute", type=_list_of(COMPUTE_MODES, "compute mode"),
-                   default=DEFAULTS["compute"], help="comma list (default float,digital)")
-    p.add_argument("--samplers", type=_list_of(SAMPLERS, "sampler"),
-                   default=DEFAULTS["samplers"], help="comma list (default ddpm)")
+                   default=DEFAULTS["compute"], help="comma list (default digital; float is always run as the reference)")
+    p.add_argument("--samplers", type=_list_of(SAMPLERS, "sampler"), default=None,
+                   help="comma list (default: ddpm for images, ode-euler for 2-D sets)")
+    p.add_argument("--sde", choices=("reference", "default"), default="reference",
+                   help="VP-SDE of the 2-D score checkpoints: Yang et al.'s reference one "
+                        "(beta 0.001 -> 0.5, doubled at sampling) or the default one (beta "
+                        "0.1 -> 20); default reference")
     p.add_argument("--samples", type=_int_in(2, MAX_SAMPLES, "--samples"), default=None,
                    help="samples per seed (default 2000; --quick 256)")
     p.add_argument("--seeds", type=_int_in(1, 1000, "--seeds"), default=None,
@@ -137,10 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampler steps (default: each sampler's own)")
     p.add_argument("--guidance", type=_float_in(0.0, 10.0, "--guidance"), default=1.0,
                    help="classifier-free guidance weight of conditional runs (default 1)")
+    p.add_argument("--read-noise", type=_float_in(0.0, 1.0, "--read-noise"), default=0.1,
+                   help="analog compute: relative read noise per differential pair, fresh per "
+                        "input vector, truncated at 2 sigma (default 0.1: Yang et al. 2024, "
+                        "model.devices.crossbar.YANG2024_READ_NOISE); 0 = ideal cells")
     p.add_argument("--quick", action="store_true", help="256 samples x 2 seeds unless given")
     p.add_argument("--out", default=str(OUT), help="output folder (default build/sampler)")
     p.add_argument("--threads", type=_int_in(1, 256, "--threads"), default=2,
-                   help="torch threads (default 2)")
+                   help="torch threads in all (default 2)")
+    p.add_argument("--jobs", type=_int_in(1, 64, "--jobs"), default=2,
+                   help="worker processes sampling (row, seed) pairs in parallel (default 2; "
+                        "1: in this process, with the samplers' progress bars)")
     p.add_argument("--standin", action="store_true",
                    help="Gaussian stand-in models (tests the driver only)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -152,7 +170,7 @@ class Config:
     datasets: tuple
     noise: tuple
     compute: tuple
-    samplers: tuple
+    samplers: tuple | None
     samples: int
     seeds: int
     seed: int = 1
@@ -164,6 +182,9 @@ class Config:
     standin: bool = False
     progress: bool = True
     command: str = ""
+    sde: str = "reference"
+    jobs: int = 1
+    read_noise: float = 0.1
 
     @property
     def seed_list(self) -> list[int]:
@@ -182,7 +203,7 @@ def parse_args(argv=None) -> Config:
     args = list(sys.argv[1:] if argv is None else argv)
     return Config(a.datasets, a.noise, a.compute, a.samplers, samples, seeds, a.seed, a.steps,
                   a.guidance, a.quick, out, a.threads, a.standin, not a.no_progress,
-                  "python -m sim.evaluate " + " ".join(args))
+                  "python -m sim.evaluate " + " ".join(args), a.sde, a.jobs, a.read_noise)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -208,15 +229,28 @@ class Row:
         return Row(self.dataset, *REFERENCE, self.sampler)
 
 
-def plan_rows(cfg: Config) -> list[Row]:
-    """Every asked-for combination, with its reference row (software / float) first."""
+def plan_rows(cfg: Config, supports=None) -> tuple[list[Row], list[str]]:
+    """Every asked-for combination, with its reference row (software / float) first, and notes
+    on the (data set, sampler) pairs left out because the back end has no such model
+    (``supports(dataset, sampler)``). No sampler given: each data set's default
+    (:data:`DEFAULT_SAMPLERS`)."""
     rows: list[Row] = []
+    notes: list[str] = []
     for ds in cfg.datasets:
-        for sm in cfg.samplers:
+        samplers = cfg.samplers or DEFAULT_SAMPLERS[ds]
+        ok = [sm for sm in samplers if supports is None or supports(ds, sm)]
+        for sm in samplers:
+            if sm not in ok:
+                notes.append(f"{ds} with sampler {sm}: left out (no such model: image sets "
+                             f"take ddpm, ddim; 2-D sets em, ode-euler, ode-heun, analog)")
+        if not ok:
+            raise EvaluateError(f"{ds}: none of the samplers {','.join(samplers)} applies; "
+                                f"allowed {'ddpm,ddim' if ds in IMAGE_DATASETS else 'em,ode-euler,ode-heun,analog'}")
+        for sm in ok:
             combos = [REFERENCE] + [(n, c) for n in cfg.noise for c in cfg.compute
                                     if (n, c) != REFERENCE]
             rows += [Row(ds, n, c, sm) for n, c in combos]
-    return rows
+    return rows, notes
 
 
 # ------------------------------------------------------------------------------------------------
@@ -268,7 +302,7 @@ class StandinBackend:
         cond = name == "latent-digits"
         return DataRef(name, tr.kind, tuple(tr.shape), tr, te, tr.classes, cond, 0)
 
-    def describe(self, row: Row) -> dict:
+    def describe(self, row: Row, cfg: Config) -> dict:
         return {"model": "standin-gaussian", "checkpoint": None, "steps": None}
 
     def check(self, row: Row, ref: DataRef) -> None:
@@ -308,25 +342,38 @@ class StandinBackend:
 
 
 class RealBackend:
-    """The trained checkpoints (``make train``), ``model.diffusion.noise.make_noise``,
-    ``model.diffusion.samplers.with_compute`` and ``sample``."""
+    """The trained checkpoints (``make train``: ``sim.train`` for the DDPM ε-networks of the
+    image sets, ``sim.train_score`` for the VP-SDE score networks of the 2-D sets),
+    ``model.diffusion.noise.make_noise`` and ``model.diffusion.samplers`` (``with_compute``,
+    ``calibration_batch``, ``sample``).
+
+    Image sets take the DDPM samplers (``ddpm``, ``ddim``: an ε-network on integer steps), 2-D
+    sets the SDE ones (``em``, ``ode-euler``, ``ode-heun``, ``analog``). Digital and analog
+    compute use the quantization-aware checkpoint (``<name>-qat.pt``) when there is one, else
+    the float one; the calibration batch that sets the fixed-point scales is drawn with seed 0
+    (the same scales for every seed); analog compute draws one device instance per seed
+    (``CrossbarSpec.seed``).
+    """
 
     name = "real"
+    IMAGE_SAMPLERS = ("ddpm", "ddim")
+    POINT_SAMPLERS = ("em", "ode-euler", "ode-heun", "analog")
 
-    def __init__(self):
+    def __init__(self, sde: str = "reference"):
+        self.sde = sde
         self._nets: dict = {}
         self._computed: dict = {}
 
+    def supports(self, dataset: str, sampler: str) -> bool:
+        return sampler in (self.IMAGE_SAMPLERS if dataset in IMAGE_DATASETS
+                           else self.POINT_SAMPLERS)
+
     # -- checkpoints ------------------------------------------------------------------------
-    @staticmethod
-    def _candidates(dataset: str, sampler: str, compute: str) -> list[Path]:
+    def _candidates(self, dataset: str, sampler: str, compute: str) -> list[Path]:
         from model.diffusion.train import CHECKPOINT_DIR
         dirs = [CHECKPOINT_DIR, ROOT / "build" / "checkpoints"]
-        if dataset in IMAGE_DATASETS:
-            stems = [f"{dataset}-qat", dataset] if compute != "float" else [dataset]
-        else:
-            stems = [f"score-{dataset}-qat", f"score-{dataset}", f"{dataset}-qat", dataset] \
-                if compute != "float" else [f"score-{dataset}", dataset]
+        base = dataset if dataset in IMAGE_DATASETS else f"score-{dataset}-{self.sde}"
+        stems = [f"{base}-qat", base] if compute != "float" else [base]
         return [d / f"{s}.pt" for s in stems for d in dirs]
 
     def _checkpoint(self, dataset, sampler, compute):
@@ -334,9 +381,10 @@ class RealBackend:
         cands = self._candidates(dataset, sampler, compute)
         path = next((p for p in cands if p.is_file()), None)
         if path is None:
+            how = "make train" if dataset in IMAGE_DATASETS else \
+                f"make train (or python -m sim.train_score --dataset {dataset} --sde {self.sde})"
             raise EvaluateError(f"{dataset}: no trained checkpoint (looked for "
-                                f"{', '.join(_rel(p) for p in cands[:2])}, "
-                                f"...); run `make train` first")
+                                f"{', '.join(_rel(p) for p in cands[-2:])}); run `{how}` first")
         if path not in self._nets:
             try:
                 self._nets[path] = load_checkpoint(path)
@@ -345,20 +393,31 @@ class RealBackend:
         return path, *self._nets[path]
 
     def dataset(self, name: str) -> DataRef:
-        path, _, meta = self._checkpoint(name, "ddpm" if name in IMAGE_DATASETS else "em",
-                                         "float")
+        path, net, meta = self._checkpoint(name, None, "float")
         if meta.get("dataset") not in (None, name):
-            raise EvaluateError(f"checkpoint {path}: trained on {meta.get('dataset')!r}, not "
-                                f"{name!r}; run `make train`")
+            raise EvaluateError(f"checkpoint {_rel(path)}: trained on {meta.get('dataset')!r}, "
+                                f"not {name!r}; run `make train`")
         seed = int(meta.get("seed", 0))
         tr, te = _load_split(name, "train", seed), _load_split(name, "test", seed)
-        cond = name == "latent-digits" and getattr(self._nets[path][0], "classes", None)
-        return DataRef(name, tr.kind, tuple(tr.shape), tr, te, tr.classes, bool(cond), seed)
+        cond = getattr(net, "classes", None) is not None
+        return DataRef(name, tr.kind, tuple(tr.shape), tr, te, tr.classes, cond, seed)
 
-    def describe(self, row: Row) -> dict:
+    def describe(self, row: Row, cfg: Config) -> dict:
+        from model.diffusion.samplers import DEFAULT_STEPS
         path, net, meta = self._checkpoint(row.dataset, row.sampler, row.compute)
-        return {"model": type(net).__name__, "checkpoint": _rel(path), "steps": None,
-                "schedule": meta.get("schedule"), "sde": meta.get("sde")}
+        d = {"model": type(net).__name__, "checkpoint": _rel(path)}
+        if row.sampler == "ddpm":
+            d["steps"] = (meta.get("schedule") or {}).get("steps")
+        elif row.sampler == "analog":
+            d["steps"] = None               # the integrator's own time grid
+        else:
+            d["steps"] = cfg.steps or DEFAULT_STEPS.get(row.sampler)
+        if row.dataset in IMAGE_DATASETS:
+            d["schedule"] = meta.get("schedule")
+        else:
+            d["sde"] = meta.get("sde_name", self.sde)
+            d["sde_params"] = meta.get("sde")
+        return d
 
     def check(self, row: Row, ref: DataRef) -> None:
         try:
@@ -369,7 +428,8 @@ class RealBackend:
                                 f"to test this driver") from e
         self._checkpoint(row.dataset, row.sampler, row.compute)
 
-    def _process(self, meta):
+    @staticmethod
+    def _process(meta):
         """The DDPM schedule or the VP-SDE the checkpoint was trained with."""
         if meta.get("schedule") is not None:
             from model.diffusion.schedules import DDPMSchedule
@@ -378,28 +438,43 @@ class RealBackend:
         s = meta.get("sde", "default")
         return get_sde(s) if isinstance(s, str) else VPSDE(**s)
 
-    def _model(self, row: Row, ref: DataRef, seed: int):
-        from model.diffusion.samplers import with_compute
+    def _model(self, row: Row, ref: DataRef, seed: int, cfg: Config):
+        from model.diffusion.samplers import calibration_batch, with_compute
         path, net, meta = self._checkpoint(row.dataset, row.sampler, row.compute)
         if row.compute == "float":
             return net, meta
         key = (path, row.compute, seed if row.compute == "analog" else None)
         if key not in self._computed:
-            calib = ref.train.x.reshape(len(ref.train.x), -1)
+            from model.nn import CrossbarSpec
             if len(self._computed) > 4:         # analog: one device instance per seed
                 self._computed.clear()
-            self._computed[key] = with_compute(net, row.compute, calib=calib, seed=seed)
+            x0 = ref.train.x.reshape(len(ref.train.x), -1)
+            y = ref.train.y if ref.conditional else None
+            calib = calibration_batch(self._process(meta), x0, seed=0, y=y,
+                                      classes=ref.classes if ref.conditional else None)
+            spec = None
+            if row.compute == "analog":
+                from model.devices.crossbar import ReadNoise
+                rn = ReadNoise("multiplicative", cfg.read_noise, trunc=2 * cfg.read_noise,
+                               per="eval") if cfg.read_noise > 0 else ReadNoise()
+                spec = CrossbarSpec().replace(seed=seed % 2**32, analog={"read_noise": rn})
+            self._computed[key] = with_compute(net, row.compute, spec, calib)
         return self._computed[key], meta
 
     def generate(self, row: Row, ref: DataRef, seed: int, n: int, y, cfg: Config):
         from model.diffusion.noise import make_noise
         from model.diffusion.samplers import sample
-        model, meta = self._model(row, ref, seed)
+        model, meta = self._model(row, ref, seed, cfg)
         noise = make_noise(row.noise, seed)
-        kw = {"steps": cfg.steps, "progress": cfg.progress}
+        kw = {"progress": cfg.progress}
+        if cfg.steps is not None and row.sampler not in ("ddpm", "analog"):
+            kw["steps"] = cfg.steps
         if y is not None:
             kw.update(y=y, guidance=cfg.guidance)
-        x = sample(row.sampler, model, self._process(meta), noise, n, **kw)
+        try:
+            x = sample(row.sampler, model, self._process(meta), noise, n, **kw)
+        except ValueError as e:
+            raise EvaluateError(f"{row.dataset}: {row.label}: {e}") from e
         return x.detach().float().reshape(n, *ref.shape)
 
 
@@ -424,9 +499,12 @@ def prepare_reference(ref: DataRef, cfg: Config, log) -> dict:
             ref.feature_net = M.feature_net(ref.name, progress=cfg.progress)
         except M.FeatureNetError as e:
             raise EvaluateError(str(e)) from e
+        meta = getattr(ref.feature_net, "meta", {})
+        # Its own held-out split (split seed FEATURE_SEED): the model's test split may overlap
+        # the feature net's training split when the split seeds differ.
         out["feature_net"] = {"path": _rel(M.checkpoint_path(ref.name)),
-                              "test_accuracy": M.accuracy(ref.feature_net, ref.test.x,
-                                                          ref.test.y)}
+                              "test_accuracy": meta.get("test_accuracy"),
+                              "split_seed": meta.get("seed")}
     if ref.kind == "image":
         ref.fid_ref = M.FIDReference(ref.train.x, ref.feature_net)
         out["fid_floor"] = _jsonable(M.fid_floor(ref.train.x, ref.feature_net,
@@ -485,12 +563,67 @@ def summarise(per_seed: list[dict]) -> dict:
     return out
 
 
+_WORKER: dict = {}
+
+
+def _worker_init(cfg: Config):
+    import torch
+    torch.set_num_threads(max(1, cfg.threads // cfg.jobs))
+    _WORKER["cfg"] = cfg
+    _WORKER["backend"] = StandinBackend() if cfg.standin else RealBackend(cfg.sde)
+    _WORKER["refs"] = {}
+
+
+def _worker_task(task):
+    """One (row, seed) in a worker process: the samples as a numpy array, and the seconds."""
+    r, s = task
+    cfg, backend, refs = _WORKER["cfg"], _WORKER["backend"], _WORKER["refs"]
+    if r.dataset not in refs:
+        refs[r.dataset] = backend.dataset(r.dataset)
+    ref = refs[r.dataset]
+    y = _labels(cfg.samples, ref.classes) if ref.conditional else None
+    ts = time.time()
+    x = backend.generate(r, ref, s, cfg.samples, y, cfg)
+    return r, s, x.numpy(), time.time() - ts
+
+
+def _run_pool(cfg: Config, tasks, done) -> None:
+    """(row, seed) tasks on ``cfg.jobs`` spawned worker processes (each with its own back end,
+    ``threads // jobs`` torch threads, no inner progress bars); ``done`` measures each result
+    in this process as it arrives. Every task is seeded, so the results do not depend on the
+    scheduling. A task's error is raised here; a worker that dies gives an EvaluateError."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+    from dataclasses import replace
+    import multiprocessing as mp
+
+    import torch
+    wcfg = replace(cfg, progress=False)
+    with ProcessPoolExecutor(cfg.jobs, mp_context=mp.get_context("spawn"),
+                             initializer=_worker_init, initargs=(wcfg,)) as ex:
+        pending = {ex.submit(_worker_task, t) for t in tasks}
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    r, s, x, secs = f.result()
+                    done(r, s, torch.from_numpy(x), secs)
+        except BrokenProcessPool as e:
+            raise EvaluateError(f"a sampling worker process died ({e}); rerun with --jobs 1 "
+                                f"to see its error") from e
+        finally:
+            for f in pending:
+                f.cancel()
+
+
 def run(cfg: Config, backend=None, log=print) -> dict:
     """Every row; returns the report (no provenance) and the samples kept for the figures."""
     import torch
     torch.set_num_threads(cfg.threads)
-    backend = backend or (StandinBackend() if cfg.standin else RealBackend())
-    rows = plan_rows(cfg)
+    backend = backend or (StandinBackend() if cfg.standin else RealBackend(cfg.sde))
+    rows, notes = plan_rows(cfg, getattr(backend, "supports", None))
+    for note in notes:
+        log(f"[evaluate] {note}")
     t0 = time.time()
     # Everything that can fail for lack of a file or a module fails here, before any sampling.
     refs: dict[str, DataRef] = {}
@@ -504,26 +637,38 @@ def run(cfg: Config, backend=None, log=print) -> dict:
     if cfg.progress:
         from tqdm import tqdm
         bar = tqdm(total=len(rows) * cfg.seeds, desc="evaluate", unit="seed", file=sys.stderr)
-    results, keep = [], {}
-    for r in rows:
+    tasks = [(r, s) for r in rows for s in cfg.seed_list]
+    got: dict = {}                                  # (row, seed) -> (metrics, seconds)
+    keep: dict = {}
+
+    def done(r: Row, s: int, x, secs: float):
         ref = refs[r.dataset]
         y = _labels(cfg.samples, ref.classes) if ref.conditional else None
-        per_seed, walls = [], []
-        for s in cfg.seed_list:
-            if bar is not None:
-                bar.set_postfix_str(f"{r.dataset}: {r.label}, seed {s}")
+        got[(r, s)] = (measure(ref, x, y), secs)
+        if s == cfg.seed:
+            keep[r] = (x[:4000 if ref.kind == "points" else GRID_N],
+                       None if y is None else y[:4000])
+        if bar is not None:
+            bar.set_postfix_str(f"{r.dataset}: {r.label}, seed {s}")
+            bar.update()
+
+    if cfg.jobs == 1:
+        for r, s in tasks:
+            ref = refs[r.dataset]
+            y = _labels(cfg.samples, ref.classes) if ref.conditional else None
             ts = time.time()
             x = backend.generate(r, ref, s, cfg.samples, y, cfg)
-            walls.append(time.time() - ts)
-            per_seed.append(measure(ref, x, y))
-            if s == cfg.seed:
-                keep[r] = (x[:max(GRID_N, 4000 if ref.kind == "points" else GRID_N)],
-                           None if y is None else y[:4000])
-            if bar is not None:
-                bar.update()
+            done(r, s, x, time.time() - ts)
+    else:
+        _run_pool(cfg, tasks, done)
+    results = []
+    for r in rows:
+        ref = refs[r.dataset]
+        per_seed = [got[(r, s)][0] for s in cfg.seed_list]
+        walls = [got[(r, s)][1] for s in cfg.seed_list]
         row = {"dataset": r.dataset, "noise": r.noise, "compute": r.compute,
-               "sampler": r.sampler, "reference": r.reference, **backend.describe(r),
-               "steps": cfg.steps, "samples": cfg.samples, "seeds": cfg.seed_list,
+               "sampler": r.sampler, "reference": r.reference, **backend.describe(r, cfg),
+               "samples": cfg.samples, "seeds": cfg.seed_list,
                "guidance": cfg.guidance if ref.conditional else None,
                "metrics": summarise(per_seed),
                "sample_seconds": {"mean": float(np.mean(walls)), "total": float(np.sum(walls))}}
@@ -532,16 +677,22 @@ def run(cfg: Config, backend=None, log=print) -> dict:
         main = (f"FID {m['fid']['mean']:.3f} ± {m['fid']['half'] or 0:.3f}" if "fid" in m else
                 f"KL {m['kl_x']['mean']:.4f}/{m['kl_y']['mean']:.4f}, hist-L2 "
                 f"{m['hist_l2']['mean']:.4f}")
-        log(f"[evaluate] {r.dataset}: {r.label}: {main} ({np.sum(walls):.1f} s)")
+        log(f"[evaluate] {r.dataset}: {r.label}: {main} ({np.sum(walls):.1f} s sampling)")
     if bar is not None:
         bar.close()
     _ratios(results)
     report = {"fid_name": FID_NAME, "backend": backend.name,
               "config": {"datasets": list(cfg.datasets), "noise": list(cfg.noise),
-                         "compute": list(cfg.compute), "samplers": list(cfg.samplers),
+                         "compute": list(cfg.compute),
+                         "samplers": sorted({r.sampler for r in rows}), "sde": cfg.sde,
                          "samples": cfg.samples, "seeds": cfg.seed_list, "steps": cfg.steps,
-                         "guidance": cfg.guidance, "quick": cfg.quick, "threads": cfg.threads},
-              "datasets": datasets, "rows": results, "goals": _goals(results),
+                         "guidance": cfg.guidance, "quick": cfg.quick, "threads": cfg.threads,
+                         "jobs": cfg.jobs, "analog_read_noise": {
+                             "kind": "multiplicative", "sigma": cfg.read_noise,
+                             "trunc": 2 * cfg.read_noise, "per": "eval",
+                             "source": "Yang et al. 2024 (arXiv 2404.05648) n_std 0.1, "
+                                       "n_lim 0.2" if cfg.read_noise == 0.1 else "--read-noise"}},
+              "notes": notes, "datasets": datasets, "rows": results, "goals": _goals(results),
               "seconds": round(time.time() - t0, 1)}
     return report, keep, refs
 
@@ -698,11 +849,12 @@ def markdown(report: dict, prov: dict) -> str:
                          f"{fl['n_half']} each, {fl['n']} random halvings): FID "
                          f"{_fmt(fl)}; held-out split vs training split: "
                          f"{d['fid_test_vs_train']:.3f}. Feature net test accuracy "
-                         f"{d['feature_net']['test_accuracy']:.4f}. Memorisation of the "
+                         f"{d['feature_net']['test_accuracy'] or float('nan'):.4f} (its own "
+                         f"held-out split). Memorisation of the "
                          f"held-out split: {d['memorisation_heldout']:.3f}.")
-            lines += ["", "| noise | compute | sampler | FID | ratio to software/float "
+            lines += ["", "| noise | compute | sampler | steps | FID | ratio to software/float "
                       "[95 % CI] | memorisation | samples × seeds | s per seed | model |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for r in rows:
                 m = r["metrics"]
                 ra = r.get("fid_ratio")
@@ -711,7 +863,7 @@ def markdown(report: dict, prov: dict) -> str:
                     if ra and ra.get("lo") is not None else
                     (f"{ra['ratio']:.3f}" if ra else "–"))
                 lines.append(f"| {r['noise']} | {r['compute']} | {r['sampler']} | "
-                             f"{_fmt(m['fid'])} | {rat} | {_fmt(m['memorisation'])} | "
+                             f"{r.get('steps') or '–'} | {_fmt(m['fid'])} | {rat} | {_fmt(m['memorisation'])} | "
                              f"{r['samples']} × {len(r['seeds'])} | "
                              f"{r['sample_seconds']['mean']:.1f} | {r['model']} |")
             lines += ["", f"![{ds} samples](grid_{ds}.png)", ""]
@@ -721,15 +873,21 @@ def markdown(report: dict, prov: dict) -> str:
                          f"{fl['n_half']} each): KL {fl['kl_x']:.4f} / {fl['kl_y']:.4f}, "
                          f"hist-L2 {fl['hist_l2']:.4f}. Memorisation of the held-out split: "
                          f"{d['memorisation_heldout']:.3f}.")
+            sdes = sorted({str(r.get("sde")) for r in rows if r.get("sde")})
+            if sdes:
+                lines.append(f"Score model VP-SDE: {', '.join(sdes)} (reference: Yang et al.'s, "
+                             f"β 0.001 → 0.5 doubled at sampling, start N(0, I) off the t = 1 "
+                             f"marginal; default: β 0.1 → 20).")
             acc = any("accuracy" in r["metrics"] for r in rows)
-            lines += ["", "| noise | compute | sampler | KL x | KL y | hist-L2 |"
+            lines += ["", "| noise | compute | sampler | steps | KL x | KL y | hist-L2 |"
                       + (" accuracy |" if acc else "") + " memorisation | samples × seeds | "
                       "s per seed | model |",
-                      "|---|---|---|---|---|---|" + ("---|" if acc else "") + "---|---|---|---|"]
+                      "|---|---|---|---|---|---|---|" + ("---|" if acc else "")
+                      + "---|---|---|---|"]
             for r in rows:
                 m = r["metrics"]
                 lines.append(f"| {r['noise']} | {r['compute']} | {r['sampler']} | "
-                             f"{_fmt(m['kl_x'], 4)} | {_fmt(m['kl_y'], 4)} | "
+                             f"{r.get('steps') or '–'} | {_fmt(m['kl_x'], 4)} | {_fmt(m['kl_y'], 4)} | "
                              f"{_fmt(m['hist_l2'], 4)} |"
                              + (f" {_fmt(m.get('accuracy'))} |" if acc else "")
                              + f" {_fmt(m['memorisation'])} | {r['samples']} × "

@@ -257,7 +257,7 @@ def test_evaluate_quick_standin_writes_wellformed_files(tmp_path, capsys):
     out = tmp_path / "sampler"
     rc = _evaluate(["--standin", "--quick", "--datasets", "digits,ring", "--noise", "trng",
                     "--compute", "digital", "--samples", "300", "--out", str(out),
-                    "--no-progress", "--threads", "1"])
+                    "--no-progress", "--threads", "1", "--jobs", "1"])
     assert rc == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["density_ring.png", "grid_digits.png", "results.json", "results.md",
@@ -290,6 +290,14 @@ def test_evaluate_quick_standin_writes_wellformed_files(tmp_path, capsys):
     assert goal["budget_met"] is False and goal["met"] is False     # 2 x 300 < 4 x 2000
     md = (out / "results.md").read_text()
     assert M.FID_NAME in md and "STAND-IN" in md and "| trng | digital | ddpm |" in md
+    # Two worker processes: the same numbers (every (row, seed) is seeded).
+    out2 = tmp_path / "jobs2"
+    assert _evaluate(["--standin", "--quick", "--datasets", "digits", "--noise", "trng",
+                      "--compute", "digital", "--samples", "300", "--out", str(out2),
+                      "--no-progress", "--jobs", "2"]) == 0
+    rep2 = json.loads((out2 / "results.json").read_text())
+    assert [r["metrics"]["fid"]["values"] for r in rep2["rows"]] == \
+        [r["metrics"]["fid"]["values"] for r in rows[:2]]
 
 
 def test_evaluate_bad_argument_one_error_nothing_written(tmp_path, capsys):
@@ -325,6 +333,6 @@ def test_evaluate_missing_checkpoint_or_failure_writes_nothing(tmp_path, capsys,
 
     monkeypatch.setattr(E.StandinBackend, "generate", failing)
     assert _evaluate(["--standin", "--samples", "16", "--seeds", "2", "--out", str(out),
-                      "--no-progress"]) == 2
+                      "--no-progress", "--jobs", "1"]) == 2
     assert "hold NaN" in capsys.readouterr().err
     assert not out.exists()

@@ -371,6 +371,7 @@ def feature_net(dataset: str, *, train_if_missing: bool | None = None,
         net, meta = train_feature_net(dataset, progress=progress)
         save_feature_net(path, net, meta)
         net, meta = load_feature_net(path, dataset)
+    net.meta = meta                     # training record: test accuracy on its own split, ...
     _CACHE[key] = (net, _mtime(path))
     return net
 
