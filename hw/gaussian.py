@@ -13,8 +13,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from model.blocks.config import GaussConfig
-from model.blocks.fixedpoint import (MODE_SUM12, SUM12_TERMS, cbd_table, fixed_point,
-                                     saturation_possible, sum12_offset, sum12_shift,
+from model.blocks.fixedpoint import (MODE_SUM12, SUM12_TERMS, cbd_balance_mask, cbd_table,
+                                     fixed_point, saturation_possible, sum12_offset, sum12_shift,
                                      sum12_total_max)
 from model.blocks.gaussian import sum12_group_fields
 
@@ -68,7 +68,10 @@ class GaussianGenerator(wiring.Component):
     Parameters
     ----------
     cfg : GaussConfig
-        W = ``word_bits``, K = ``cbd_bits``, U = ``uniform_bits``, output format.
+        W = ``word_bits``, K = ``cbd_bits``, U = ``uniform_bits``, output format, and
+        ``cbd_balanced`` (a build-time choice: the CBD popcount counts the K bits XOR
+        ``model.blocks.fixedpoint.cbd_balance_mask``, bits 1, 3, 5, … inverted; no extra logic
+        or latency, the inversions merge into the popcount's first adders).
 
     Attributes
     ----------
@@ -217,7 +220,13 @@ class GaussianGenerator(wiring.Component):
         # Adder trees straight from the word register's LSBs: CBD popcount of K bits, and the
         # sum of G U-bit fields. Both run every cycle; the shorter is padded so both results
         # line up with the control flags, T stages after issue.
-        pc, st_c = _adder_tree(m, [buf[k] for k in range(K)], "pc")
+        # Balanced CBD (cfg.cbd_balanced): the bits where the shared mask is set enter the
+        # popcount inverted, so a lean common to all bits (e.g. P(1) = 1/2 - 2*delta^2 after an
+        # XOR fold, whatever the sign of delta) cancels in the mean; for ideal bits the law is
+        # unchanged. Constant inversions cost nothing: they fold into the first adders' LUTs.
+        bal = cbd_balance_mask(cfg)
+        pc_bits = [~buf[k] if (bal >> k) & 1 else buf[k] for k in range(K)]
+        pc, st_c = _adder_tree(m, pc_bits, "pc")
         gsum, st_s = _adder_tree(m, [buf[k * U:(k + 1) * U] for k in range(G)], "gsum")
         assert (st_c, st_s) == (self.cbd_tree_stages, self.sum_tree_stages)
         pc = _delay(m, pc, T - st_c, "pc")

@@ -423,10 +423,16 @@ class OffsetNoise(SoftwareNoise):
 
 def test_noise_sources_in_samplers():
     """Every noise source drives a sampler to the target's spread. A source whose numbers have
-    a small mean b (the MTJ cells' residual bias; the TRNG's conditioned bits, which lean to 0
-    because an XOR fold of two bits gives P(1) = ½ − 2δ² ≤ ½ whatever the sign of the raw bias
-    δ) shifts the result, as the reverse process accumulates b over its steps: the shift must
-    equal that of software noise with the constant offset b. The LFSR's is none."""
+    a small mean b (the MTJ cells' residual bias; for the TRNG only what the balanced CBD
+    popcount leaves, see below) shifts the result, as the reverse process accumulates b over
+    its steps: the shift must equal that of software noise with the constant offset b. The
+    LFSR's is none.
+
+    The TRNG's conditioned bits lean to 0 (an XOR fold of two bits gives P(1) = ½ − 2δ² ≤ ½
+    whatever the sign of the raw bias δ). With the plain popcount (cbd_balanced=False) that
+    lean is the samples' mean, (2·P(1) − 1)·√K; the balanced popcount (the default) inverts the
+    odd-position bits, so the common lean cancels and only the even/odd difference remains,
+    (P_even − P_odd)·√K."""
     sde = VPSDE_DEFAULT
     n, steps = 2000, 200
     used = n * D * steps                          # numbers a run draws (x_T + steps − 1 draws)
@@ -445,11 +451,18 @@ def test_noise_sources_in_samplers():
         if name in ("software", "lfsr"):
             assert abs(m - MU) < 0.03, (name, m)
     src = make_noise("trng", 4, chunk_samples=1 << 15)
+    plain = make_noise("trng", 4, chunk_samples=1 << 15,
+                       gauss_cfg=GaussConfig(cbd_balanced=False))
     K, m = src.gauss_cfg.cbd_bits, 1 << 18
+    assert src.gauss_cfg.cbd_balanced and K == src.gauss_cfg.word_bits
+    bits = NoisePath(**src._path_args).conditioned_bits(m * K)          # the same bits
+    p1, p_even, p_odd = (float(b.mean()) for b in (bits, bits[0::2], bits[1::2]))
+    bias_plain = float(plain.normal((m,)).mean())
     bias = float(src.normal((m,)).mean())
-    p1 = float(NoisePath(**src._path_args).conditioned_bits(m * K).mean())   # the same bits
-    assert bias < -0.005 and p1 < 0.5
-    assert abs(bias - (2 * p1 - 1) * math.sqrt(K)) < 0.001        # the bias is the bits' lean
+    assert bias_plain < -0.005 and p1 < 0.5
+    assert abs(bias_plain - (2 * p1 - 1) * math.sqrt(K)) < 0.001    # the bias is the bits' lean
+    assert abs(bias - (p_even - p_odd) * math.sqrt(K)) < 0.001      # balanced: what is left
+    assert abs(bias) < 0.008 < abs(bias_plain), (bias, bias_plain)
 
 
 def test_guidance():

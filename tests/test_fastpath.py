@@ -95,7 +95,8 @@ def case(name):
                 dict(cond_mode=VON_NEUMANN, cond_k=0, gauss_mode=1), None)
     if name == "4x4_failing_cells_fold3_cbd":
         # 5-bit codes: cells with an extreme offset drive their code to 0 or CMAX (calibration
-        # alarm -> health 'sat'), and stuck cells fail the repetition count test.
+        # alarm -> health 'sat'), and stuck cells fail the repetition count test. The plain
+        # (unbalanced) CBD popcount here; the default case has the balanced one.
         offs = np.zeros(16, dtype=int)
         offs[[1, 6]] = 15
         offs[[9, 14]] = -16
@@ -104,7 +105,8 @@ def case(name):
         return (e, HealthConfig(a, apt_window=32, corr_window=32, alpha_log2=-20,
                                 min_entropy=0.8, holdback=1),
                 ConditionerConfig(a, max_fold=4, word_bits=16),
-                GaussConfig(word_bits=16, cbd_bits=8, uniform_bits=4, int_bits=3, frac_bits=6),
+                GaussConfig(word_bits=16, cbd_bits=8, uniform_bits=4, int_bits=3, frac_bits=6,
+                            cbd_balanced=False),
                 12345, 800, dict(cond_mode=FOLD, cond_k=3, gauss_mode=0), None)
     if name == "2x7_pass_nocal_sum12_offsets":
         rng = np.random.default_rng(5)
@@ -214,6 +216,9 @@ def test_cases_exercise_what_they_claim():
     assert not h.masked.all(), "some cells must stay alive"
     r = reference("2x7_pass_nocal_sum12_offsets")
     assert np.all(r["ctrl"].codes == 32)
+    # both CBD popcounts are covered (balanced by default, plain in the 4x4 case)
+    assert case("default_8x8_fold2_cbd")[3].cbd_balanced
+    assert not case("4x4_failing_cells_fold3_cbd")[3].cbd_balanced
     for name in CASES:
         r = reference(name)
         assert r["samples"].size >= 50, f"{name}: too few samples to compare"

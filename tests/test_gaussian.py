@@ -9,7 +9,9 @@ against the twin fed with the words the RTL accepted (in the mode it accepted th
 
 from __future__ import annotations
 
-from math import ceil, erf, floor, lcm, sqrt
+from dataclasses import replace
+from fractions import Fraction
+from math import ceil, comb, erf, floor, lcm, sqrt
 
 import numpy as np
 import pytest
@@ -19,11 +21,12 @@ from scipy import stats
 
 from hw.gaussian import GaussianGenerator as RTL
 from model.blocks.config import ArrayConfig, GaussConfig
-from model.blocks.fixedpoint import (MODE_CBD, MODE_SUM12, cbd_raw, cbd_scale, fixed_point,
-                                     saturation_possible, sum12_raw, unsaturated_range)
+from model.blocks.fixedpoint import (MODE_CBD, MODE_SUM12, cbd_balance_mask, cbd_popcount,
+                                     cbd_raw, cbd_scale, fixed_point, saturation_possible,
+                                     sum12_raw, unsaturated_range)
 from model.blocks.gaussian import chi_square, GaussianGenerator as Twin
-from model.blocks.gaussian import (cycles_per_word, exact_counts, exact_moments, exact_pmf,
-                                   samples_per_word)
+from model.blocks.gaussian import (cbd_biased_counts, cbd_biased_moments, cycles_per_word,
+                                   exact_counts, exact_moments, exact_pmf, samples_per_word)
 
 DEFAULT = GaussConfig()
 # Small K and U: several samples per word (CBD) and groups per word (sum-of-12, left shift).
@@ -35,6 +38,14 @@ NARROW = GaussConfig(word_bits=48, cbd_bits=6, uniform_bits=8, int_bits=2, frac_
 WIDE = GaussConfig(word_bits=64, cbd_bits=64, uniform_bits=1, int_bits=3, frac_bits=11)
 CONFIGS = [DEFAULT, SMALL, NARROW, WIDE]
 IDS = ["default", "small", "narrow", "wide"]
+# The same with the plain (unbalanced) CBD popcount: the old behaviour, still buildable.
+UNBAL = {name: replace(cfg, cbd_balanced=False) for name, cfg in zip(IDS, CONFIGS)}
+
+
+def ref_mask(K, balanced=True):
+    """The balance mask written out here, independently of fixedpoint.cbd_balance_mask: every
+    odd bit position of the K bits (0b...1010) when balanced."""
+    return sum(1 << i for i in range(1, K, 2)) if balanced else 0
 
 
 def random_words(rng, cfg, n):
@@ -130,10 +141,13 @@ class Bench:
         return self
 
 
-@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
-@pytest.mark.parametrize("mode", [MODE_CBD, MODE_SUM12])
+@pytest.mark.parametrize("cfg,mode", [(c, m) for c in CONFIGS for m in (MODE_CBD, MODE_SUM12)]
+                         + [(UNBAL[n], MODE_CBD) for n in IDS],
+                         ids=[f"{n}-{m}" for n in IDS for m in (MODE_CBD, MODE_SUM12)]
+                         + [f"{n}-unbalanced-{MODE_CBD}" for n in IDS])
 def test_rtl_matches_twin_backpressure(cfg, mode):
-    seed = 100 + 7 * CONFIGS.index(cfg) + mode
+    seed = 100 + 7 * CONFIGS.index(replace(cfg, cbd_balanced=True)) + mode \
+        + 50 * (not cfg.cbd_balanced)
     rng = np.random.default_rng(seed)
     n = 180 if mode == MODE_CBD else 400
     b = Bench(cfg, rng, f"seed {seed} mode {mode}")
@@ -142,10 +156,11 @@ def test_rtl_matches_twin_backpressure(cfg, mode):
     assert len(got) == len(exp) >= 20, f"seed {seed}: only {len(got)} samples compared"
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT, SMALL, NARROW], ids=IDS[:3])
+@pytest.mark.parametrize("cfg", [DEFAULT, SMALL, NARROW, UNBAL["small"]],
+                         ids=IDS[:3] + ["small-unbalanced"])
 def test_rtl_mode_switch_and_reset(cfg):
     """Mode toggles at random words (partial sums discarded), two resets mid-stream."""
-    seed = 300 + CONFIGS.index(cfg)
+    seed = 300 + CONFIGS.index(replace(cfg, cbd_balanced=True)) + 10 * (not cfg.cbd_balanced)
     rng = np.random.default_rng(seed)
     words = random_words(rng, cfg, 500)
     modes = np.cumsum(rng.random(len(words)) < 0.06) % 2        # runs of ~16 words per mode
@@ -165,20 +180,24 @@ def test_rtl_mode_change_discards_partial_sum():
     b = Bench(cfg, rng, "seed 5").run(words, mode_fn=lambda k: modes[min(k, 9)])
     got = b.epochs[-1][1]
     fields = [(w >> s) & 0xFFFF for w in words[4:] for s in (0, 16)]
-    cbd = cbd_raw(cfg, bin(words[3]).count("1"))
+    cbd = cbd_raw(cfg, bin(words[3] ^ ref_mask(cfg.cbd_bits)).count("1"))
     assert got == [cbd, sum12_raw(cfg, sum(fields))], f"got {got}"
 
 
 def test_rtl_corner_words():
-    """All-zero and all-one words through the RTL give the doc's extreme values, computed here
-    from the formulas in floating point (independent of the shared integer definition)."""
-    for cfg in (DEFAULT, WIDE, NARROW):
+    """Extreme words through the RTL give the doc's extreme values, computed here from the
+    formulas in floating point (independent of the shared integer definition). CBD: the words
+    whose K-bit chunks are all mask / all ~mask (popcount 0 / K after the balance mask; all-zero
+    and all-one words when unbalanced), then all-zero and all-one words (popcount K/2 when
+    balanced); sum-of-12: all-zero and all-one words."""
+    for cfg in (DEFAULT, WIDE, NARROW, UNBAL["default"], UNBAL["narrow"]):
         n, K, U = cfg.frac_bits, cfg.cbd_bits, cfg.uniform_bits
         ones = (1 << cfg.word_bits) - 1
         fields = cfg.word_bits // U
         nw12 = lcm(12, fields) // fields         # words per whole number of samples
-        words = [0, ones] + [0] * nw12 + [ones] * nw12
-        mode_fn = lambda k: MODE_CBD if k < 2 else MODE_SUM12    # noqa: E731
+        mw = sum(ref_mask(K, cfg.cbd_balanced) << (j * K) for j in range(cfg.word_bits // K))
+        words = [mw, mw ^ ones, 0, ones] + [0] * nw12 + [ones] * nw12
+        mode_fn = lambda k: MODE_CBD if k < 4 else MODE_SUM12    # noqa: E731
         b = Bench(cfg, np.random.default_rng(0), f"corners {cfg}").run(words, mode_fn=mode_fn)
         got = b.epochs[-1][1]
         fp = fixed_point(cfg)
@@ -189,6 +208,7 @@ def test_rtl_corner_words():
         s_hi = sat(floor((6 - 12 / 2 ** U) * 2 ** n + 1e-9))
         spw = cfg.word_bits // K
         want = [cbd_lo] * spw + [cbd_hi] * spw
+        want += ([0] * 2 * spw) if cfg.cbd_balanced else ([cbd_lo] * spw + [cbd_hi] * spw)
         n12 = nw12 * fields // 12
         want += [s_lo] * n12 + [s_hi] * n12
         assert got == want, f"{cfg}: {got} vs {want}"
@@ -265,7 +285,8 @@ def test_fixed_point_format():
 def test_cbd_scale_and_corners():
     for K in (2, 3, 4, 6, 8, 16, 32, 64):
         for n in (1, 5, 11, 24):
-            cfg = GaussConfig(word_bits=64 if 64 % K == 0 else 48, cbd_bits=K, frac_bits=n)
+            cfg = GaussConfig(word_bits=64 if 64 % K == 0 else 48, cbd_bits=K, frac_bits=n,
+                              cbd_balanced=K % 2 == 0)
             S = cbd_scale(cfg)
             x = 2.0 ** (n + 16) / sqrt(K)
             assert S == round(x), f"K={K} n={n}: S {S}, float round {round(x)}"
@@ -319,14 +340,42 @@ def test_twin_run_equals_push(cfg):
     assert out_a == out_b and len(out_a) > 50, f"seed {seed}"
 
 
-def test_twin_cbd_reference():
-    """CBD sample j of a word comes from bits [jK, (j+1)K) (against a bit-list reference)."""
-    cfg, rng = SMALL, np.random.default_rng(8)
+@pytest.mark.parametrize("balanced", [True, False])
+def test_twin_cbd_reference(balanced):
+    """CBD sample j of a word comes from bits [jK, (j+1)K), the odd-position bits of the chunk
+    inverted when balanced (against a bit-list reference)."""
+    cfg, rng = replace(SMALL, cbd_balanced=balanced), np.random.default_rng(8)
+    K = cfg.cbd_bits
     for w in random_words(rng, cfg, 50):
         bits = [(w >> i) & 1 for i in range(cfg.word_bits)]
-        K = cfg.cbd_bits
-        ref = [cbd_raw(cfg, sum(bits[j * K:(j + 1) * K])) for j in range(cfg.word_bits // K)]
+        ref = [cbd_raw(cfg, sum(b ^ (balanced and i % 2) for i, b in
+                                enumerate(bits[j * K:(j + 1) * K])))
+               for j in range(cfg.word_bits // K)]
         assert Twin(cfg).push(w) == ref, "seed 8"
+        assert Twin(cfg).run(np.array([w], dtype=np.uint64)).tolist() == ref, "seed 8"
+
+
+def test_balance_mask_and_popcount():
+    """The mask is 0b1010...10 over K bits (K/2 bits set) when balanced, 0 otherwise;
+    cbd_popcount is popcount(chunk ^ mask), scalar and vectorised alike, and rejects chunks
+    outside [0, 2**K)."""
+    assert cbd_balance_mask(DEFAULT) == 0xAAAA_AAAA and cbd_balance_mask(UNBAL["default"]) == 0
+    for cfg in CONFIGS + list(UNBAL.values()):
+        K = cfg.cbd_bits
+        mask = cbd_balance_mask(cfg)
+        assert mask == ref_mask(K, cfg.cbd_balanced) and mask >> K == 0
+        assert mask.bit_count() == (K // 2 if cfg.cbd_balanced else 0)
+        rng = np.random.default_rng(K)
+        x = rng.integers(0, 1 << K, 200, dtype=np.uint64) if K < 64 else \
+            rng.integers(0, 1 << 63, 200, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        want = [bin(int(v) ^ mask).count("1") for v in x]
+        assert cbd_popcount(cfg, x).tolist() == want
+        assert [cbd_popcount(cfg, int(v)) for v in x] == want
+        for bad in (-1, 1 << K):
+            with pytest.raises(ValueError, match="bits"):
+                cbd_popcount(cfg, bad)
+    with pytest.raises(ValueError, match="bits"):
+        cbd_popcount(SMALL, np.array([256], dtype=np.uint64))
 
 
 def test_bad_parameters():
@@ -334,7 +383,9 @@ def test_bad_parameters():
                      (dict(uniform_bits=3), "uniform_bits"), (dict(uniform_bits=0), "uniform_bits"),
                      (dict(frac_bits=0), "frac_bits"), (dict(frac_bits=25), "frac_bits"),
                      (dict(int_bits=1), "int_bits"), (dict(word_bits=7), "word_bits"),
-                     (dict(cbd_bits=2.0), "cbd_bits")):
+                     (dict(cbd_bits=2.0), "cbd_bits"), (dict(cbd_balanced=1), "cbd_balanced"),
+                     (dict(cbd_balanced=None), "cbd_balanced"),
+                     (dict(word_bits=48, cbd_bits=3), "cbd_bits")):
         with pytest.raises(ValueError, match=name):
             GaussConfig(**kw)
     for bad in (None, ArrayConfig()):
@@ -427,10 +478,13 @@ def biased_words(rng, cfg, n, p_one):
 N_STAT = 200_000
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT, SMALL], ids=IDS[:2])
-@pytest.mark.parametrize("mode", [MODE_CBD, MODE_SUM12])
+@pytest.mark.parametrize("cfg,mode", [(DEFAULT, MODE_CBD), (SMALL, MODE_CBD),
+                                      (UNBAL["default"], MODE_CBD), (UNBAL["small"], MODE_CBD),
+                                      (DEFAULT, MODE_SUM12), (SMALL, MODE_SUM12)],
+                         ids=["default-0", "small-0", "default-unbalanced-0", "small-unbalanced-0",
+                              "default-1", "small-1"])
 def test_statistics_ideal_bits(cfg, mode):
-    seed = 2024 + mode
+    seed = 2024 + mode + 10 * (not cfg.cbd_balanced)
     rng = np.random.default_rng(seed)
     nwords = ceil(N_STAT / samples_per_word(cfg, mode))
     words = rng.integers(0, 1 << cfg.word_bits, nwords, dtype=np.uint64)
@@ -453,14 +507,85 @@ def test_statistics_ideal_bits(cfg, mode):
         f"seed {seed}: mean {x.mean()}, var {x.var()} vs unrounded {m0}, {v0}"
     stat, p, nb = chi_square(s, vals, probs)
     assert p > 1e-4, f"seed {seed}: chi2 {stat:.1f} on {nb - 1} dof, p = {p:.3g}"
-    # the same test rejects biased bits (fewer samples suffice)
-    for p_one in (0.55, 0.51):
+    # the same test rejects biased bits (fewer samples suffice). The balanced CBD cancels a
+    # lean common to all bits in the mean (its variance only shrinks by 4p(1-p)), so there the
+    # bits lean *with* the mask (flip: odd-position bits to 0, even ones to 1, i.e. every bit
+    # to 1 after the inversion), and a strong common lean is caught by the variance.
+    if mode == MODE_CBD and cfg.cbd_balanced:
+        cases = ((0.55, True), (0.51, True), (0.65, False))
+    else:
+        cases = ((0.55, False), (0.51, False))
+    mw = np.uint64(sum(ref_mask(cfg.cbd_bits) << (j * cfg.cbd_bits)
+                       for j in range(cfg.word_bits // cfg.cbd_bits)))
+    for p_one, flip in cases:
         tb = Twin(cfg)
         tb.mode = mode
-        sb = tb.run(biased_words(rng, cfg, nwords // 5, p_one))
+        wb = biased_words(rng, cfg, nwords // 5, p_one)
+        sb = tb.run(wb ^ mw if flip else wb)
         stat_b, p_b, nb_b = chi_square(sb, vals, probs)
-        assert p_b < 1e-6, f"seed {seed}: P(1) = {p_one} not rejected: chi2 {stat_b:.1f} " \
-                           f"on {nb_b - 1} dof, p = {p_b:.3g}"
+        assert p_b < 1e-6, f"seed {seed}: P(1) = {p_one} (flip {flip}) not rejected: chi2 " \
+                           f"{stat_b:.1f} on {nb_b - 1} dof, p = {p_b:.3g}"
+
+
+def test_cbd_biased_counts_brute_force():
+    """cbd_biased_counts against a sum over all 2**K patterns of K = 4 and 6 bits, each weighted
+    p**ones (1-p)**zeros, popcount taken after the test's own mask; at p = 1/2 the moments are
+    exact_moments (the balance mask changes nothing for ideal bits)."""
+    for K, W in ((4, 32), (6, 48)):
+        for balanced in (True, False):
+            cfg = GaussConfig(word_bits=W, cbd_bits=K, frac_bits=5, cbd_balanced=balanced)
+            for p in (Fraction(1, 2), Fraction(2, 5), Fraction(9, 10), Fraction(0), Fraction(1)):
+                ref = {}
+                for x in range(1 << K):
+                    ones = bin(x).count("1")
+                    r = cbd_raw(cfg, bin(x ^ ref_mask(K, balanced)).count("1"))
+                    ref[r] = ref.get(r, 0) + p ** ones * (1 - p) ** (K - ones)
+                vals, probs = cbd_biased_counts(cfg, p)
+                got = {int(v): q for v, q in zip(vals, probs) if q}
+                assert got == {r: q for r, q in ref.items() if q}, f"K={K} {balanced} p={p}"
+            assert cbd_biased_moments(cfg, Fraction(1, 2)) == exact_moments(cfg, MODE_CBD)
+    for bad in (-0.1, 1.5, float("nan"), True, "0.5", None):
+        with pytest.raises(ValueError, match="p_one"):
+            cbd_biased_counts(DEFAULT, bad)
+
+
+@pytest.mark.parametrize("cfg", [DEFAULT, SMALL], ids=IDS[:2])
+def test_balanced_cbd_cancels_common_lean(cfg):
+    """Independent bits all with P(1) = 1/2 - eps (the lean of an XOR fold, eps = 2*delta^2):
+
+    * exact: the plain popcount's mean moves to (2p - 1)*K*S/2**16 raw (≈ (2p - 1)*sqrt(K)),
+      minus the floor's < 1 LSB; the balanced one's stays in (-1 LSB, 0] (the lean cancels: the
+      popcount is symmetric about K/2); both variances ≈ 4p(1-p) (the unrounded value's);
+    * sampled (twin on such bits): each mode's mean within 5 standard errors of its exact mean,
+      and the plain mode's clearly below the balanced one's.
+    """
+    K, n, S = cfg.cbd_bits, cfg.frac_bits, cbd_scale(cfg)
+    bal, unb = cfg, replace(cfg, cbd_balanced=False)
+    lsb = Fraction(1, 2 ** n)
+    for eps in (Fraction(17, 10000), Fraction(1, 100), Fraction(1, 20)):
+        p = Fraction(1, 2) - eps
+        mb, vb = cbd_biased_moments(bal, p)
+        mu, vu = cbd_biased_moments(unb, p)
+        lean = (2 * p - 1) * K * S / 2 ** (16 + n)          # unrounded mean, plain popcount
+        assert -lsb < mb <= 0, f"eps {eps}: balanced mean {float(mb)}"
+        assert -lsb < mu - lean <= 0, f"eps {eps}: plain mean {float(mu)} vs {float(lean)}"
+        assert abs(float(lean) - float(2 * p - 1) * sqrt(K)) < 1e-4
+        v0 = 4 * p * (1 - p) * K * S * S / 2 ** (32 + 2 * n)  # unrounded variance, both modes
+        assert abs(vb - v0) < 2 * lsb and abs(vu - v0) < 2 * lsb, f"eps {eps}"
+    seed, nwords = 31 + K, 60_000 * K // cfg.word_bits
+    rng = np.random.default_rng(seed)
+    p_one = 0.49
+    words = biased_words(rng, cfg, nwords, p_one)
+    means = {}
+    for c in (bal, unb):
+        x = Twin(c).run(words) * 2.0 ** -n
+        mean, var = cbd_biased_moments(c, p_one)
+        se = sqrt(float(var) / x.size)
+        assert abs(x.mean() - float(mean)) < 5 * se, \
+            f"seed {seed} balanced={c.cbd_balanced}: mean {x.mean()}, exact {float(mean)}"
+        means[c.cbd_balanced] = (x.mean(), se)
+    (m_b, se), (m_u, _) = means[True], means[False]
+    assert abs(m_b) < 5 * se + float(lsb) and m_u < m_b - 10 * se, f"seed {seed}: {means}"
 
 
 def test_rtl_samples_chi_square_and_plot(tmp_path):

@@ -1,7 +1,9 @@
 """cocotb on Verilator: the TRNG top with the readout chain against the chained twins.
 
 Emulator inside; seeded RTL-side back-pressure; packed words and Gaussian samples compared item by
-item, for each conditioning mode and both Gaussian modes (run-time settings of one build).
+item, for each conditioning mode and both Gaussian modes (run-time settings of one build), with
+the balanced CBD popcount (the default); one more build has the plain popcount
+(``GaussConfig.cbd_balanced = False``, a build-time choice).
 """
 
 import os
@@ -17,18 +19,23 @@ SEED = int(os.environ.get("SPINDIFF_SEED", "20261124"))
 pytestmark = pytest.mark.cocotb
 
 
-@pytest.mark.parametrize("sel,items,cond_mode,cond_k,gauss_mode", [
-    (0, 20_000, 1, 2, 0),       # packed words, XOR fold of 2
-    (0, 10_000, 2, 1, 0),       # packed words, von Neumann
-    (1, 20_000, 1, 3, 0),       # centred-binomial samples, XOR fold of 3
-    (1, 8_000, 0, 1, 1),        # sum-of-12 samples, pass-through
+@pytest.mark.parametrize("sel,items,cond_mode,cond_k,gauss_mode,balanced", [
+    (0, 20_000, 1, 2, 0, True),       # packed words, XOR fold of 2
+    (0, 10_000, 2, 1, 0, True),       # packed words, von Neumann
+    (1, 20_000, 1, 3, 0, True),       # centred-binomial samples, XOR fold of 3
+    (1, 8_000, 0, 1, 1, True),        # sum-of-12 samples, pass-through
+    (1, 6_000, 1, 2, 0, False),       # plain-popcount CBD samples, XOR fold of 2 (own build)
 ])
-def test_readout_bit_exact(sel, items, cond_mode, cond_k, gauss_mode):
+def test_readout_bit_exact(sel, items, cond_mode, cond_k, gauss_mode, balanced):
+    readout = READOUT_SMALL if balanced else \
+        {**READOUT_SMALL, "gauss": {**READOUT_SMALL["gauss"], "cbd_balanced": False}}
     ecfg = emulator_config(TRNG_SMALL)
-    top = MTJTRNGTop(ecfg, readout_config(TRNG_SMALL, READOUT_SMALL))
-    run_cocotb(StreamHarness(top, ("words", "gauss")), "readout_3x5", "sim.cocotb_readout",
-               {"emu": emu_params(ecfg), "readout": READOUT_SMALL, "sel": sel, "items": items,
+    top = MTJTRNGTop(ecfg, readout_config(TRNG_SMALL, readout))
+    name = "readout_3x5" if balanced else "readout_3x5_unbal"
+    run_cocotb(StreamHarness(top, ("words", "gauss")), name, "sim.cocotb_readout",
+               {"emu": emu_params(ecfg), "readout": readout, "sel": sel, "items": items,
                 "cond_mode": cond_mode, "cond_k": cond_k, "gauss_mode": gauss_mode,
                 "bp_thresh": 64},
-               seed=SEED + cond_mode + 10 * gauss_mode,
-               run_name=f"readout_{sel}_{cond_mode}_{cond_k}_{gauss_mode}")
+               seed=SEED + cond_mode + 10 * gauss_mode + 100 * (not balanced),
+               run_name=f"readout_{sel}_{cond_mode}_{cond_k}_{gauss_mode}"
+                        + ("" if balanced else "_unbal"))

@@ -218,6 +218,11 @@ class GaussConfig:
     int_bits, frac_bits:
         Output format Qm.n: a signed (1 + int_bits + frac_bits)-bit two's-complement number with
         value ``raw / 2**frac_bits``.
+    cbd_balanced:
+        Balanced CBD popcount (default True): the popcount is taken of the K bits XOR
+        ``0b1010…10`` (bits 1, 3, 5, … inverted), so a lean common to all bits cancels in the
+        mean; identical distribution for ideal bits. Needs an even K. False: the plain popcount.
+        A build-time constant of the RTL (``model.blocks.fixedpoint.cbd_balance_mask``).
     """
 
     word_bits: int = 32
@@ -225,6 +230,7 @@ class GaussConfig:
     uniform_bits: int = 16
     int_bits: int = 4
     frac_bits: int = 11
+    cbd_balanced: bool = True
 
     def __post_init__(self):
         o = "GaussConfig"
@@ -239,6 +245,13 @@ class GaussConfig:
                              f"word_bits = {self.word_bits}")
         check_int(o, "int_bits", self.int_bits, 2, 8)
         check_int(o, "frac_bits", self.frac_bits, 1, 24)
+        if not isinstance(self.cbd_balanced, bool):
+            raise ValueError(f"GaussConfig.cbd_balanced = {self.cbd_balanced!r}: must be True or "
+                             f"False")
+        if self.cbd_balanced and self.cbd_bits % 2:
+            raise ValueError(f"GaussConfig.cbd_bits = {self.cbd_bits}: must be even when "
+                             f"cbd_balanced = True (half the bits inverted); set "
+                             f"cbd_balanced=False for an odd K")
 
     @property
     def sample_bits(self) -> int:

@@ -9,10 +9,18 @@ Format Q``int_bits``.``frac_bits``: a two's-complement integer ``raw`` of
 
 Mappings (integers only; ``>>`` is an arithmetic shift, i.e. floor division by a power of 2):
 
-* CBD (centred binomial, mode 0), ``K = cbd_bits``, ``pc`` = popcount of K bits::
+* CBD (centred binomial, mode 0), ``K = cbd_bits``, ``x`` = the K input bits of a sample::
 
+      M   = 0b1010...10 (K bits: bits 1, 3, 5, ... set) if cbd_balanced else 0
+                                                           # cbd_balance_mask()
+      pc  = popcount(x ^ M)                                # cbd_popcount()
       S   = round(2**(frac_bits + 16) / sqrt(K))          # cbd_scale(), computed exactly
-      raw = sat(((2*pc - K) * S) >> 16)                    # cbd_raw()
+      raw = sat(((2*pc - K) * S) >> 16)                    # cbd_raw(); cbd_table() per pc
+
+  The balance mask inverts half the bits: a lean common to all bits (P(1) = 1/2 - e for every
+  bit) moves the plain popcount's mean by -K*e but cancels exactly in the balanced one, while
+  for ideal bits (independent, P(1) = 1/2) inverting a bit does not change its law, so the
+  distribution is unchanged (docs/trng-readout.md section 4).
 
 * Sum of 12 uniforms (mode 1), ``U = uniform_bits``, ``total`` = sum of 12 U-bit fields::
 
@@ -150,8 +158,37 @@ def cbd_scale(cfg: GaussConfig) -> int:
     return (m + 1) // 2
 
 
+def cbd_balance_mask(cfg: GaussConfig) -> int:
+    """The K-bit mask XORed into a sample's bits before the popcount: ``0b1010…10`` (bits 1, 3,
+    5, … set, K/2 of them) if ``cfg.cbd_balanced``, else 0."""
+    _check_cfg("cbd_balance_mask", cfg)
+    if not cfg.cbd_balanced:
+        return 0
+    return int("10" * (cfg.cbd_bits // 2), 2)
+
+
+def cbd_popcount(cfg: GaussConfig, bits):
+    """Popcount(s) of K-bit chunk(s) ``bits`` (int, or unsigned integer array of values
+    < 2**K) after the balance mask: ``popcount(bits ^ cbd_balance_mask(cfg))``, in [0, K]."""
+    mask = cbd_balance_mask(cfg)
+    if isinstance(bits, np.ndarray):
+        if bits.dtype.kind not in "ui":
+            raise ValueError(f"cbd_popcount: bits must be an integer array, got dtype "
+                             f"{bits.dtype}")
+        b = bits.astype(np.uint64)
+        if b.size and int(b.max()) >> cfg.cbd_bits:
+            raise ValueError(f"cbd_popcount: bits must lie in [0, 2**{cfg.cbd_bits})")
+        return np.bitwise_count(b ^ np.uint64(mask)).astype(np.int64)
+    b = int(bits)
+    if not 0 <= b < (1 << cfg.cbd_bits):
+        raise ValueError(f"cbd_popcount: bits = {bits!r}: must lie in [0, 2**{cfg.cbd_bits})")
+    return (b ^ mask).bit_count()
+
+
 def cbd_raw(cfg: GaussConfig, pc):
-    """Raw sample of popcount(s) ``pc`` (int or int array in [0, K]): ``sat(((2pc-K)*S) >> 16)``."""
+    """Raw sample of popcount(s) ``pc`` (int or int array in [0, K]): ``sat(((2pc-K)*S) >> 16)``.
+
+    ``pc`` is the (balanced, if configured) popcount of :func:`cbd_popcount`."""
     fp, S, K = fixed_point(cfg), cbd_scale(cfg), cfg.cbd_bits
     if isinstance(pc, np.ndarray):
         return fp.saturate(((2 * pc.astype(np.int64) - K) * S) >> CBD_SCALE_SHIFT)
@@ -159,7 +196,8 @@ def cbd_raw(cfg: GaussConfig, pc):
 
 
 def cbd_table(cfg: GaussConfig) -> tuple[int, ...]:
-    """The (K+1)-entry lookup table popcount -> raw sample the RTL uses."""
+    """The (K+1)-entry lookup table popcount -> raw sample the RTL uses (indexed by the
+    popcount of :func:`cbd_popcount`)."""
     return tuple(cbd_raw(cfg, pc) for pc in range(cfg.cbd_bits + 1))
 
 

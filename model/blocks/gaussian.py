@@ -24,9 +24,9 @@ from math import comb, gcd
 import numpy as np
 
 from model.blocks.config import GaussConfig
-from model.blocks.fixedpoint import (MODE_CBD, SUM12_TERMS, cbd_raw, cbd_table,
-                                     check_mode, fixed_point, sum12_offset, sum12_raw,
-                                     sum12_total_max)
+from model.blocks.fixedpoint import (MODE_CBD, SUM12_TERMS, cbd_balance_mask, cbd_popcount,
+                                     cbd_raw, cbd_table, check_mode, fixed_point, sum12_offset,
+                                     sum12_raw, sum12_total_max)
 
 
 def _check_cfg(owner: str, cfg) -> GaussConfig:
@@ -84,6 +84,7 @@ class GaussianGenerator:
         self.cfg = _check_cfg("GaussianGenerator", cfg)
         self.fp = fixed_point(cfg)
         self._table = np.asarray(cbd_table(cfg), dtype=np.int64)
+        self._balance = np.uint64(cbd_balance_mask(cfg))
         self._fields = cfg.word_bits // cfg.uniform_bits
         self._mode = MODE_CBD
         self.reset()
@@ -128,7 +129,7 @@ class GaussianGenerator:
         if self._mode == MODE_CBD:
             K = self.cfg.cbd_bits
             for j in range(W // K):
-                pc = ((word >> (j * K)) & ((1 << K) - 1)).bit_count()
+                pc = cbd_popcount(self.cfg, (word >> (j * K)) & ((1 << K) - 1))
                 out.append(cbd_raw(self.cfg, pc))
             return out
         U = self.cfg.uniform_bits
@@ -160,7 +161,8 @@ class GaussianGenerator:
             K = self.cfg.cbd_bits
             mask = np.uint64((1 << K) - 1)
             sh = (np.arange(W // K, dtype=np.uint64) * np.uint64(K))
-            chunks = (w[:, None] >> sh[None, :]) & mask
+            # (w >> sh) & mask, then the balance mask: cbd_popcount without its range check
+            chunks = ((w[:, None] >> sh[None, :]) & mask) ^ self._balance
             pc = np.bitwise_count(chunks).astype(np.int64).ravel()
             return self._table[pc]
         U = self.cfg.uniform_bits
@@ -213,7 +215,9 @@ def exact_counts(cfg: GaussConfig, mode: int) -> tuple[np.ndarray, list[int], in
 
     Returns ``(values_raw, counts, total)``: sorted distinct raw values (int64), the number of
     input bit patterns giving each (Python ints), and the number of patterns (2**K or 2**(12U));
-    P(raw = values_raw[i]) = counts[i] / total exactly. Saturation included."""
+    P(raw = values_raw[i]) = counts[i] / total exactly. Saturation included. The CBD balance
+    mask (``cfg.cbd_balanced``) is a bijection on the K-bit patterns, so it changes nothing
+    here: the popcount is Binomial(K, 1/2) either way."""
     _check_cfg("exact_counts", cfg)
     mode = check_mode("exact_counts", mode)
     fp = fixed_point(cfg)
@@ -244,6 +248,58 @@ def exact_counts(cfg: GaussConfig, mode: int) -> tuple[np.ndarray, list[int], in
     for i, c in zip(inv, counts):
         agg[int(i)] += c
     return uniq, agg, total
+
+
+def _binomial_pmf(n: int, p: Fraction) -> list[Fraction]:
+    return [comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)]
+
+
+def cbd_biased_counts(cfg: GaussConfig, p_one) -> tuple[np.ndarray, list[Fraction]]:
+    """Exact distribution of the CBD raw samples from independent bits that are all 1 with
+    probability ``p_one`` (a common lean), for ``cfg``'s popcount (balanced or not).
+
+    The balanced popcount is ``X + Y`` with X ~ Binomial(K − h, p) (plain bits) and
+    Y ~ Binomial(h, 1 − p) (the h = K/2 inverted bits): symmetric about K/2, so its mean is K/2
+    whatever p; the plain popcount is Binomial(K, p), mean K·p.
+
+    Parameters
+    ----------
+    p_one : Fraction, int or float in [0, 1]
+        Converted exactly (a float's binary value).
+
+    Returns
+    -------
+    (values_raw, probs) : int64 array of sorted distinct raw values, exact Fractions.
+    """
+    _check_cfg("cbd_biased_counts", cfg)
+    if isinstance(p_one, bool) or not isinstance(p_one, (Fraction, int, float)) \
+            or not 0 <= p_one <= 1:
+        raise ValueError(f"cbd_biased_counts: p_one = {p_one!r}: must be a number in [0, 1]")
+    p = Fraction(p_one)
+    K = cfg.cbd_bits
+    h = cbd_balance_mask(cfg).bit_count()
+    px, py = _binomial_pmf(K - h, p), _binomial_pmf(h, 1 - p)
+    pc_pmf = [Fraction(0)] * (K + 1)
+    for a, pa in enumerate(px):
+        for b, pb in enumerate(py):
+            pc_pmf[a + b] += pa * pb
+    vals = cbd_raw(cfg, np.arange(K + 1))
+    agg: dict[int, Fraction] = {}
+    for v, q in zip(vals.tolist(), pc_pmf):
+        agg[v] = agg.get(v, Fraction(0)) + q
+    keys = sorted(agg)
+    return np.asarray(keys, dtype=np.int64), [agg[k] for k in keys]
+
+
+def cbd_biased_moments(cfg: GaussConfig, p_one) -> tuple[Fraction, Fraction]:
+    """Exact mean and variance of the CBD sample *value* from independent bits with
+    P(1) = ``p_one`` (:func:`cbd_biased_counts`). At p_one = 1/2 equal to
+    ``exact_moments(cfg, MODE_CBD)``."""
+    vals, probs = cbd_biased_counts(cfg, p_one)
+    scale = 1 << cfg.frac_bits
+    m1 = sum(int(v) * q for v, q in zip(vals, probs))
+    m2 = sum(int(v) * int(v) * q for v, q in zip(vals, probs))
+    return m1 / scale, (m2 - m1 * m1) / (scale * scale)
 
 
 def exact_pmf(cfg: GaussConfig, mode: int) -> tuple[np.ndarray, np.ndarray]:
