@@ -23,11 +23,14 @@ Sources and their exact distributions
     of the shift), variance ``1.00017`` (``model.blocks.gaussian.exact_moments`` gives both
     exactly; ``exact_pmf`` the pmf). :meth:`CBDNoise.codes` gives the raw integers.
     **The conditioned bits are not ideal**: with the default XOR fold of two raw bits,
-    P(1) = ½ − 2δ² ≤ ½ for a raw bias δ of either sign, so the bits lean to 0 and the samples
-    have a small *negative* mean, ``(2·P(1) − 1)·√32`` (measured ≈ −0.015 to −0.019 for the
-    default chip and seeds 3, 4: P(1) ≈ 0.4983); their variance stays ≈ 1. A reverse
-    diffusion adds this mean at every step, so it shifts the samples (the tests show the shift
-    equals that of software noise with the same constant offset).
+    P(1) = ½ − 2δ² ≤ ½ for a raw bias δ of either sign, so the bits lean to 0. The generator's
+    default *balanced* popcount (``GaussConfig.cbd_balanced``: bits 1, 3, 5, … inverted before
+    the popcount) cancels that common lean; the residual mean is (P_even − P_odd)·√32 (measured
+    +0.0017 / +0.0010 / −0.0006 for seeds 1 / 3 / 4; it was −0.015 to −0.017 with
+    ``cbd_balanced=False``, and a reverse diffusion adds the mean at every step).
+    The ``mtj`` and ``lfsr`` sources below take the plain popcount (no mask) — a known
+    difference: for ``lfsr`` it does not change the distribution; for ``mtj`` the device bits'
+    lean shows in the mean.
 ``mtj``
     The device-physics model (:class:`model.devices.mtj.MTJArrayDevice`: per-cell variation of
     Δ0, ξ, h, R_P, drift of the effective voltage offset) pulsed at one DAC code per cell; each
