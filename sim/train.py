@@ -13,6 +13,7 @@ The defaults per data set (:data:`CONFIGS`) are the ones the committed checkpoin
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -22,15 +23,18 @@ import torch
 from model.diffusion.data import DatasetUnavailable, load_dataset
 from model.diffusion.nets import EpsMLP
 from model.diffusion.schedules import DDPMSchedule
-from model.diffusion.train import CHECKPOINT_DIR, eval_loss, save_checkpoint, train_ddpm
+from model.diffusion.train import (CHECKPOINT_DIR, CheckpointError, eval_loss, load_checkpoint,
+                                   save_checkpoint, train_ddpm)
 from sim.meta import ROOT, provenance
 
 #: Net, schedule and training defaults per image data set.
 CONFIGS = {
-    "digits": {"hidden": (256, 256, 256), "temb_dim": 32, "act": "relu", "steps": 1000,
-               "epochs": 2000, "batch": 128, "lr": 2e-3, "ema": 0.999},
-    "fashion-mnist": {"hidden": (1024, 1024, 1024), "temb_dim": 64, "act": "relu",
-                      "steps": 1000, "epochs": 60, "batch": 256, "lr": 1e-3, "ema": 0.9995},
+    "digits": {"hidden": (256, 256), "temb_dim": 64, "act": "silu", "steps": 1000,
+               "epochs": 8000, "batch": 256, "lr": 2e-3, "ema": 0.999, "min_snr": None,
+               "act_bound": 4.0, "qat_epochs": 400, "qat_lr": 2e-4},
+    "fashion-mnist": {"hidden": (1024, 1024), "temb_dim": 64, "act": "silu", "steps": 1000,
+                      "epochs": 40, "batch": 256, "lr": 1e-3, "ema": 0.9995, "min_snr": None,
+                      "act_bound": 4.0, "qat_epochs": 4, "qat_lr": 1e-4},
 }
 IMAGE_DATASETS = tuple(CONFIGS)
 
@@ -42,26 +46,49 @@ def default_out(dataset: str, qat: bool) -> Path:
 
 def train(dataset: str = "digits", seed: int = 1, epochs: int | None = None, qat: bool = False,
           out=None, progress: bool = True, weight_noise=None, act_penalty: float = 0.0,
-          qat_epochs: int | None = None, command: str = "") -> dict:
-    """Train with :data:`CONFIGS` ``[dataset]`` and write the checkpoint; returns its meta."""
+          qat_epochs: int | None = None, init=None, command: str = "") -> dict:
+    """Train with :data:`CONFIGS` ``[dataset]`` and write the checkpoint; returns its meta.
+
+    ``init``: a checkpoint to start from (its net and schedule); with ``qat`` and no
+    ``epochs``, only the quantization-aware fine-tuning runs (``qat_epochs``, default the
+    config's).
+    """
     if dataset not in CONFIGS:
         raise ValueError(f"train.dataset = {dataset!r}: not an image data set, allowed "
                          f"{IMAGE_DATASETS} (the 2-D sets train with the score trainer)")
     cfg = dict(CONFIGS[dataset])
     if epochs is not None:
         cfg["epochs"] = epochs
+    elif init is not None and qat:
+        cfg["epochs"] = 0
+    if qat_epochs is not None:
+        cfg["qat_epochs"] = qat_epochs
     tr = load_dataset(dataset, "train", seed)
     te = load_dataset(dataset, "test", seed)
-    sched = DDPMSchedule.scaled(cfg["steps"])
-    torch.manual_seed(seed)
-    net = EpsMLP(tr.dim, sched.steps, cfg["hidden"], cfg["temb_dim"], cfg["act"])
+    init_info = None
+    if init is not None:
+        net, imeta = load_checkpoint(init)
+        if imeta.get("dataset") != dataset:
+            raise ValueError(f"train.init = {init}: trained on {imeta.get('dataset')!r}, not "
+                             f"{dataset!r}")
+        sched = DDPMSchedule(**imeta["schedule"])
+        init_info = {"path": str(init), "test_loss": imeta.get("test_loss"),
+                     "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest()}
+        for k in ("hidden", "temb_dim", "act", "steps"):
+            cfg[k] = net.init_kwargs[k]
+    else:
+        sched = DDPMSchedule.scaled(cfg["steps"])
+        torch.manual_seed(seed)
+        net = EpsMLP(tr.dim, sched.steps, cfg["hidden"], cfg["temb_dim"], cfg["act"])
     spec = None
     if qat:
         from model.nn import CrossbarSpec
         spec = CrossbarSpec()
     hist = train_ddpm(net, tr, sched, epochs=cfg["epochs"], batch=cfg["batch"], lr=cfg["lr"],
                       seed=seed, ema=cfg["ema"], weight_noise=weight_noise,
-                      act_penalty=act_penalty, qat_spec=spec, qat_epochs=qat_epochs,
+                      act_penalty=act_penalty, act_bound=cfg["act_bound"], qat_spec=spec,
+                      qat_epochs=cfg["qat_epochs"] if qat else None,
+                      qat_lr=cfg["qat_lr"] if qat else None, min_snr=cfg["min_snr"],
                       progress=progress)
     test_loss = eval_loss(net, te, sched, seed=seed)
     prov = provenance(seed, command or f"python -m sim.train --dataset {dataset} --seed {seed}")
@@ -75,7 +102,7 @@ def train(dataset: str = "digits", seed: int = 1, epochs: int | None = None, qat
             f: getattr(spec, f) for f in ("rows", "cols", "weight_bits", "input_bits",
                                           "input_signed", "adc_bits", "bias_bits",
                                           "calib_percentile")},
-        "test_loss": test_loss, "provenance": prov,
+        "test_loss": test_loss, "init": init_info, "provenance": prov,
     }
     path = Path(out) if out is not None else default_out(dataset, qat)
     save_checkpoint(path, net, meta)
@@ -94,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--weight-noise", type=float, default=None,
                    help="sigma of the per-forward weight noise (truncated at 2 sigma)")
     p.add_argument("--act-penalty", type=float, default=0.0)
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint (with --qat: QAT fine-tuning only)")
     p.add_argument("--out", default=None, help="checkpoint path (default: see module doc)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-progress", action="store_true")
@@ -104,9 +133,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         meta = train(a.dataset, a.seed, a.epochs, a.qat, a.out, not a.no_progress,
-                     a.weight_noise, a.act_penalty, a.qat_epochs,
+                     a.weight_noise, a.act_penalty, a.qat_epochs, a.init,
                      command="python -m sim.train " + " ".join(argv or sys.argv[1:]))
-    except DatasetUnavailable as e:
+    except (DatasetUnavailable, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:

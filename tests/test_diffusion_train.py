@@ -406,3 +406,50 @@ def test_committed_checkpoint(digits):
     assert lt < 0.2 * lu and lt < 0.15, (lu, lt)
     # the loss the training run recorded (its own evaluation seed): the weights load exactly
     assert abs(eval_loss(net, te, s, seed=meta["seed"]) - meta["test_loss"]) < 1e-6
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+def test_cli_train_and_qat(tmp_path, monkeypatch, capsys):
+    from sim import train as cli
+    out = tmp_path / "d.pt"
+    assert cli.main(["--dataset", "digits", "--seed", "2", "--epochs", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+    net, meta = load_checkpoint(out)
+    cfg = cli.CONFIGS["digits"]
+    assert meta["dataset"] == "digits" and meta["seed"] == 2 and meta["qat_spec"] is None
+    assert net.init_kwargs["hidden"] == list(cfg["hidden"]) and meta["train"]["epochs"] == 1
+    assert "held-out loss" in capsys.readouterr().out
+    q = tmp_path / "q.pt"
+    assert cli.main(["--dataset", "digits", "--seed", "2", "--init", str(out), "--qat",
+                     "--qat-epochs", "1", "--out", str(q), "--no-progress"]) == 0
+    qnet, qmeta = load_checkpoint(q)
+    assert qmeta["train"]["epochs"] == 0 and len(qmeta["train"]["qat_loss"]) == 1
+    assert qmeta["qat_spec"]["weight_bits"] == 8 and qmeta["init"]["path"] == str(out)
+    from model.nn import CrossbarSpec
+    assert CrossbarSpec(**qmeta["qat_spec"]) == CrossbarSpec()
+    # errors: one line naming the fix, nothing written
+    monkeypatch.setenv("SPINDIFF_FASHION_MNIST_DIR", str(tmp_path / "none"))
+    assert cli.main(["--dataset", "fashion-mnist", "--out", str(tmp_path / "f.pt")]) == 2
+    assert "make fashion-mnist" in capsys.readouterr().err
+    assert cli.main(["--init", str(tmp_path / "missing.pt"), "--qat"]) == 2
+    assert "make train" in capsys.readouterr().err
+    assert not (tmp_path / "f.pt").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["--dataset", "ring"])
+
+
+def test_train_options_min_snr_and_qat_only(digits):
+    tr, te = digits
+    s = DDPMSchedule.scaled(50)
+    net = _train_net(seed=6)
+    h = train_ddpm(net, tr, s, epochs=20, batch=128, lr=1e-2, seed=1, min_snr=5.0,
+                   progress=False)
+    assert h["min_snr"] == 5.0 and eval_loss(net, te, s) < 0.8
+    with pytest.raises(ValueError, match="qat_epochs = None"):
+        train_ddpm(net, tr, s, epochs=0, qat_spec=__import__("model.nn").nn.CrossbarSpec(),
+                   progress=False)
+    with pytest.raises(ValueError, match="epochs = 0"):
+        train_ddpm(net, tr, s, epochs=0, progress=False)
+    with pytest.raises(ValueError, match="min_snr = 0"):
+        train_ddpm(net, tr, s, epochs=1, min_snr=0, progress=False)

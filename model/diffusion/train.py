@@ -17,7 +17,7 @@ weights, which is what the net holds afterwards. Options:
 ``qat_spec``
     A :class:`model.nn.CrossbarSpec`: after the float epochs, ``qat_epochs`` of quantization-aware
     fine-tuning with the ``mlp`` in ``model.nn``'s bit-exact digital mode (straight-through
-    gradients), recalibrated on fresh inputs at the start of every epoch; the trained weights are
+    gradients), recalibrated on fresh inputs every few epochs (``qat_recal``); the trained weights are
     copied back into the plain ``nn.Linear`` layers, so the net stays a float EpsMLP whose
     ``convert(net.mlp, "digital", spec)`` + ``calibrate`` is what was trained.
 
@@ -213,7 +213,8 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
                qat_spec=None, progress: bool = True, act_bound: float = 4.0,
                ema: float = 0.999, lr_min_ratio: float = 0.02, qat_epochs: int | None = None,
                qat_lr: float | None = None, qat_calib: int = 4096,
-               warmup_steps: int = 200) -> dict:
+               warmup_steps: int = 200, min_snr: float | None = None,
+               qat_recal: int | None = None) -> dict:
     """Train ``net`` (an :class:`model.diffusion.nets.EpsMLP`) as a DDPM ε-network, in place.
 
     Parameters
@@ -226,6 +227,8 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
         The :class:`model.diffusion.schedules.DDPMSchedule` (``steps`` = the net's).
     epochs:
         Passes over the data (one noising per image each); ``batch`` images per Adam step.
+        0 is allowed with ``qat_spec``: quantization-aware fine-tuning of an already trained
+        net only.
     lr:
         Adam's learning rate, after a linear warm-up of ``warmup_steps`` steps, decayed on a cosine
         to ``lr · lr_min_ratio`` at the end.
@@ -237,9 +240,14 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     ema:
         EMA decay of the weights (0 = none); capped at ``1 − 10 / steps`` of the phase, so a
         short run averages over its last tenth at most.
-    qat_epochs, qat_lr, qat_calib:
+    qat_epochs, qat_lr, qat_calib, qat_recal:
         QAT fine-tuning epochs (default ``max(1, epochs // 5)``), its learning rate (default
-        ``lr / 10``, cosine-decayed) and calibration batch size.
+        ``lr / 10``, cosine-decayed), calibration batch size, and how often (in epochs) the
+        scales are recalibrated on a fresh batch (default ``max(1, qat_epochs // 20)``; the
+        first QAT epoch always calibrates).
+    min_snr:
+        Min-SNR-γ loss weighting (Hang et al. 2023, arXiv 2303.09556): step t weighted by
+        ``min(SNR_t, γ) / SNR_t``, ``SNR_t = ᾱ_t / (1 − ᾱ_t)``; ``None`` = the plain loss.
     progress:
         Show a tqdm progress bar.
 
@@ -251,7 +259,7 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     """
     o = "train_ddpm"
     _check_net(net, sched, o)
-    _check_int(o, "epochs", epochs, 1, 10_000_000)
+    _check_int(o, "epochs", epochs, 0 if qat_spec is not None else 1, 10_000_000)
     _check_int(o, "batch", batch, 1, 1 << 20)
     _check_float(o, "lr", lr, 0.0, 1.0, lo_open=True)
     _check_int(o, "seed", seed, 0, 2**32 - 1)
@@ -260,17 +268,24 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     act_bound = _check_float(o, "act_bound", act_bound, 0.0, 1e6, lo_open=True)
     ema = _check_float(o, "ema", ema, 0.0, 0.99999)
     lr_min_ratio = _check_float(o, "lr_min_ratio", lr_min_ratio, 0.0, 1.0)
+    if min_snr is not None:
+        min_snr = _check_float(o, "min_snr", min_snr, 0.0, 1e6, lo_open=True)
     _check_int(o, "warmup_steps", warmup_steps, 0, 10_000_000)
     if qat_spec is not None:
         from model.nn import CrossbarSpec
         if not isinstance(qat_spec, CrossbarSpec):
             raise ValueError(f"{o}.qat_spec = {qat_spec!r}: must be a model.nn.CrossbarSpec or "
                              f"None")
+        if epochs == 0 and qat_epochs is None:
+            raise ValueError(f"{o}.qat_epochs = None: give it when epochs = 0, allowed "
+                             f"[1, 10000000]")
         qat_epochs = max(1, epochs // 5) if qat_epochs is None else qat_epochs
         _check_int(o, "qat_epochs", qat_epochs, 1, 10_000_000)
         qat_lr = lr / 10.0 if qat_lr is None else qat_lr
         _check_float(o, "qat_lr", qat_lr, 0.0, 1.0, lo_open=True)
         _check_int(o, "qat_calib", qat_calib, 1, 1 << 22)
+        if qat_recal is not None:
+            _check_int(o, "qat_recal", qat_recal, 1, 10_000_000)
     x = _flat_data(data, net.dim, o)
     n = x.shape[0]
     gen = torch.Generator().manual_seed(seed)
@@ -281,6 +296,12 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
 
     lins = _linears(net.mlp)
     pre: list[torch.Tensor] = []
+
+    if min_snr is not None:
+        snr = sched.alpha_bar / (1.0 - sched.alpha_bar)
+        t_weight = (snr.clamp(max=min_snr) / snr).to(torch.float32)
+    else:
+        t_weight = None
 
     def loss_fn(model, xb, noisy):
         xt, t, eps = _noised_batch(xb, sched, gen)
@@ -294,20 +315,33 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
             out = torch.func.functional_call(model, params, (xt, t))
         else:
             out = model(xt, t)
-        loss = F.mse_loss(out, eps)
-        mse = float(loss.detach())
+        if t_weight is None:
+            loss = F.mse_loss(out, eps)
+            mse = float(loss.detach())
+        else:
+            per = ((out - eps) ** 2).mean(dim=1)
+            loss = (t_weight[t] * per).mean()
+            mse = float(per.detach().mean())
         if act_penalty > 0.0 and pre:
             pen = sum(F.relu(z.abs() - act_bound).pow(2).mean() for z in pre) / len(pre)
             loss = loss + act_penalty * pen
         return loss, mse
 
-    def run_phase(model, layers, n_epochs, base_lr, desc, on_epoch=None):
-        """Adam over ``model``; ``layers``: its mlp's nn.Linear layers (the last one is the
-        output layer: neither penalised nor, like the others, exempt from weight noise)."""
+    def run_phase(model, layers, n_epochs, base_lr, desc, on_epoch=None, hidden=None):
+        """Adam over ``model``; ``layers``: its mlp's nn.Linear layers (all get weight noise);
+        ``hidden``: the modules whose pre-activation is penalised (default the Linear layers
+        but the output one; their outputs are the pre-activations)."""
         names = {id(p): k for k, p in model.named_parameters()}
         noisy = [names[id(m.weight)] for m in layers]
-        hooks = [m.register_forward_hook(lambda m, i, out: pre.append(out))
-                 for m in layers[:-1]] if act_penalty > 0.0 else []
+        if hidden is None:
+            hooks = [m.register_forward_hook(lambda m, i, out: pre.append(out))
+                     for m in layers[:-1]] if act_penalty > 0.0 else []
+        else:
+            # CrossbarLinear layers: the pre-activation of the (float) surrogate of the layer
+            # (its output is the code after requantization and activation).
+            hooks = [m.register_forward_hook(
+                lambda m, i, out: pre.append(F.linear(i[0], m.linear.weight, m.linear.bias)))
+                for m in hidden] if act_penalty > 0.0 else []
         # The EMA window is at most a tenth of the run (decay <= 1 - 10 / steps): a short run
         # must not end on an average that still remembers its first steps.
         decay = min(ema, max(0.0, 1.0 - 10.0 / max(1, n_epochs * per_epoch)))
@@ -351,7 +385,7 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
             avg.copy_to()
         return hist, step
 
-    hist, steps = run_phase(net, lins, epochs, lr, "train")
+    hist, steps = run_phase(net, lins, epochs, lr, "train") if epochs else ([], 0)
     qat_hist = []
     if qat_spec is not None:
         from model.nn import calibrate, convert, crossbar_layers
@@ -359,14 +393,18 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
         convert(qnet.mlp, "digital", qat_spec, inplace=True)
         qlayers = crossbar_layers(qnet.mlp)
         calib_seed = [seed * 7919 + 1]
+        every = max(1, qat_epochs // 20) if qat_recal is None else qat_recal
+        epoch = [0]
 
         def recalibrate():
-            # Fresh inputs each epoch: the scales follow the weights as they move.
-            calib_seed[0] += 1
-            calibrate(qnet.mlp, mlp_inputs(net, x, sched, qat_calib, calib_seed[0]))
+            # Fresh inputs every `every` epochs: the scales follow the weights as they move.
+            if epoch[0] % every == 0:
+                calib_seed[0] += 1
+                calibrate(qnet.mlp, mlp_inputs(net, x, sched, qat_calib, calib_seed[0]))
+            epoch[0] += 1
 
         qat_hist, qsteps = run_phase(qnet, [m.linear for m in qlayers], qat_epochs, qat_lr,
-                                     "qat", recalibrate)
+                                     "qat", recalibrate, hidden=qlayers[:-1])
         steps += qsteps
         with torch.no_grad():
             for dst, src in zip(lins, qlayers):
@@ -377,7 +415,7 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     return {"loss": hist, "qat_loss": qat_hist, "steps": steps,
             "time_s": time.perf_counter() - t0, "epochs": epochs, "batch": batch, "lr": lr,
             "seed": seed, "ema": ema, "weight_noise": None if wn is None else list(wn),
-            "act_penalty": act_penalty, "act_bound": act_bound,
+            "act_penalty": act_penalty, "act_bound": act_bound, "min_snr": min_snr,
             "qat_epochs": qat_epochs if qat_spec is not None else 0,
             "qat_lr": qat_lr if qat_spec is not None else None}
 
