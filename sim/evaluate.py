@@ -24,8 +24,14 @@ Outputs (under ``--out``, each written atomically, all of them only after every 
 (sample grids of every row side by side with the real data) for images,
 ``scatter_<dataset>.png`` and ``density_<dataset>.png`` for 2-D sets.
 
-The default run — digits, DDPM, the goal row (TRNG noise + digital twin) and its reference
-(software noise + float), 4 seeds × 2000 samples — is meant to fit in 30 minutes on 2 cores
+Score compute: ``float``; ``digital`` (the network's layers bit-exact on the crossbar digital
+twin, ``model.nn``; the sampler's update in float); ``analog`` (the analog crossbar model with
+read noise); ``hardware`` (the hardware-mode sampler ``model.diffusion.hardware.hw_sample``:
+network *and* sequencer integer for integer what the RTL computes, ``docs/hardware-mode.md``;
+image sets, ddpm / ddim).
+
+The default run — digits, DDPM, the goal row (TRNG noise + the bit-exact hardware mode) and its
+reference (software noise + float), 4 seeds × 2000 samples — is meant to fit in 30 minutes on 2 cores
 (``--jobs 2`` worker processes share the (row, seed) pairs); larger grids go behind the options
 (``--noise software,trng,mtj,lfsr --compute float,digital,analog`` …). ``--quick`` takes 256
 samples × 2 seeds unless given. ``--standin`` replaces the models and samplers by a Gaussian
@@ -49,14 +55,19 @@ from sim.meta import ROOT, provenance
 OUT = ROOT / "build" / "sampler"
 DATASETS = ("digits", "fashion-mnist", "ring", "latent-digits")
 NOISE_SOURCES = ("software", "trng", "mtj", "lfsr")
-COMPUTE_MODES = ("float", "digital", "analog")
+#: float: the network in float; digital: its layers bit-exact on the crossbar digital twin
+#: (model.nn), the sampler's update in float; analog: the analog crossbar model (read noise);
+#: hardware: the hardware-mode sampler (model.diffusion.hardware.hw_sample, contract
+#: docs/hardware-mode.md) — network and sequencer integer for integer what the RTL computes,
+#: image sets with ddpm / ddim only.
+COMPUTE_MODES = ("float", "digital", "analog", "hardware")
 SAMPLERS = ("ddpm", "ddim", "em", "ode-euler", "ode-heun", "analog")
 IMAGE_DATASETS = ("digits", "fashion-mnist")
 REFERENCE = ("software", "float")
 GOAL_RATIO = 1.05
 #: The default grid: the goal row (TRNG noise + digital twin) and, added to every grid, the
 #: reference row (software noise + float).
-DEFAULTS = dict(datasets=("digits",), noise=("trng",), compute=("digital",), samples=2000,
+DEFAULTS = dict(datasets=("digits",), noise=("trng",), compute=("hardware",), samples=2000,
                 seeds=4)
 #: Sampler of each data set when --samplers is not given (the paper's for the 2-D sets: Euler on
 #: the probability-flow ODE).
@@ -131,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_list_of(NOISE_SOURCES, "noise source"),
                    default=DEFAULTS["noise"], help="comma list (default trng; software is always run as the reference)")
     p.add_argument("--compute", type=_list_of(COMPUTE_MODES, "compute mode"),
-                   default=DEFAULTS["compute"], help="comma list (default digital; float is always run as the reference)")
+                   default=DEFAULTS["compute"],
+                   help="comma list of float, digital, analog, hardware (default hardware: the "
+                        "bit-exact hardware-mode sampler; float is always run as the reference)")
     p.add_argument("--samplers", type=_list_of(SAMPLERS, "sampler"), default=None,
                    help="comma list (default: ddpm for images, ode-euler for 2-D sets)")
     p.add_argument("--sde", choices=("reference", "default"), default="reference",
@@ -238,7 +251,7 @@ def plan_rows(cfg: Config, supports=None) -> tuple[list[Row], list[str]]:
     notes: list[str] = []
     for ds in cfg.datasets:
         samplers = cfg.samplers or DEFAULT_SAMPLERS[ds]
-        ok = [sm for sm in samplers if supports is None or supports(ds, sm)]
+        ok = [sm for sm in samplers if supports is None or supports(ds, sm, "float")]
         for sm in samplers:
             if sm not in ok:
                 notes.append(f"{ds} with sampler {sm}: left out (no such model: image sets "
@@ -249,7 +262,12 @@ def plan_rows(cfg: Config, supports=None) -> tuple[list[Row], list[str]]:
         for sm in ok:
             combos = [REFERENCE] + [(n, c) for n in cfg.noise for c in cfg.compute
                                     if (n, c) != REFERENCE]
-            rows += [Row(ds, n, c, sm) for n, c in combos]
+            for n, c in combos:
+                if supports is None or supports(ds, sm, c):
+                    rows.append(Row(ds, n, c, sm))
+                elif n == cfg.noise[0]:
+                    notes.append(f"{ds} with sampler {sm} and compute {c}: left out (the "
+                                 f"hardware mode runs ddpm / ddim on image sets only)")
     return rows, notes
 
 
@@ -333,7 +351,7 @@ class StandinBackend:
             mu, chol = self._gauss(ref, cls)
             z = torch.randn(len(idx), dim, generator=g, dtype=torch.float64)
             out[idx] = mu + z @ chol.T
-        if row.compute == "digital":
+        if row.compute in ("digital", "hardware"):
             out = torch.round(out.clamp(-1, 1) * 127) / 127 if ref.kind == "image" else \
                 torch.round(out * 64) / 64
         elif row.compute == "analog":
@@ -363,8 +381,11 @@ class RealBackend:
         self.sde = sde
         self._nets: dict = {}
         self._computed: dict = {}
+        self._programs: dict = {}
 
-    def supports(self, dataset: str, sampler: str) -> bool:
+    def supports(self, dataset: str, sampler: str, compute: str = "float") -> bool:
+        if compute == "hardware" and dataset not in IMAGE_DATASETS:
+            return False
         return sampler in (self.IMAGE_SAMPLERS if dataset in IMAGE_DATASETS
                            else self.POINT_SAMPLERS)
 
@@ -406,6 +427,8 @@ class RealBackend:
         from model.diffusion.samplers import DEFAULT_STEPS
         path, net, meta = self._checkpoint(row.dataset, row.sampler, row.compute)
         d = {"model": type(net).__name__, "checkpoint": _rel(path)}
+        if row.compute == "hardware":
+            d["model"] += " (hardware-mode program)"
         if row.sampler == "ddpm":
             d["steps"] = (meta.get("schedule") or {}).get("steps")
         elif row.sampler == "analog":
@@ -438,6 +461,14 @@ class RealBackend:
         s = meta.get("sde", "default")
         return get_sde(s) if isinstance(s, str) else VPSDE(**s)
 
+    def _program(self, row: Row):
+        """The hardware-mode program of the row's checkpoint (cached)."""
+        from model.diffusion.hardware import HardwareProgram
+        path, _, _ = self._checkpoint(row.dataset, row.sampler, row.compute)
+        if path not in self._programs:
+            self._programs[path] = HardwareProgram.from_checkpoint(path)
+        return self._programs[path]
+
     def _model(self, row: Row, ref: DataRef, seed: int, cfg: Config):
         from model.diffusion.samplers import calibration_batch, with_compute
         path, net, meta = self._checkpoint(row.dataset, row.sampler, row.compute)
@@ -446,7 +477,7 @@ class RealBackend:
         key = (path, row.compute, seed if row.compute == "analog" else None)
         if key not in self._computed:
             from model.nn import CrossbarSpec
-            if len(self._computed) > 4:         # analog: one device instance per seed
+            if len(self._computed) > 8:         # analog: one device instance per seed
                 self._computed.clear()
             x0 = ref.train.x.reshape(len(ref.train.x), -1)
             y = ref.train.y if ref.conditional else None
@@ -463,7 +494,16 @@ class RealBackend:
 
     def generate(self, row: Row, ref: DataRef, seed: int, n: int, y, cfg: Config):
         from model.diffusion.noise import make_noise
-        from model.diffusion.samplers import sample
+        from model.diffusion.samplers import DEFAULT_STEPS, sample
+        if row.compute == "hardware":
+            from model.diffusion.hardware import hw_sample
+            steps = None if row.sampler == "ddpm" else (cfg.steps or DEFAULT_STEPS["ddim"])
+            try:
+                r = hw_sample(self._program(row), row.noise, n, steps, row.sampler, seed,
+                              progress=cfg.progress)
+            except ValueError as e:
+                raise EvaluateError(f"{row.dataset}: {row.label}: {e}") from e
+            return r.images.reshape(n, *ref.shape)
         model, meta = self._model(row, ref, seed, cfg)
         noise = make_noise(row.noise, seed)
         kw = {"progress": cfg.progress}
@@ -528,7 +568,10 @@ def prepare_reference(ref: DataRef, cfg: Config, log) -> dict:
 
 
 def measure(ref: DataRef, x, y) -> dict:
-    """One seed's metrics of the generated set ``x`` (labels ``y`` for conditional runs)."""
+    """One seed's metrics of the generated set ``x`` (labels ``y`` for conditional runs).
+
+    Images are measured in the data range: clipped to [−1, 1] first, as the hardware mode's
+    output (8-bit pixels) and any saved image are, so float and hardware rows compare alike."""
     from model.diffusion import metrics as M
     m: dict = {}
     bad = int((~np.isfinite(x.reshape(len(x), -1).numpy())).any(1).sum())
@@ -537,6 +580,7 @@ def measure(ref: DataRef, x, y) -> dict:
         raise EvaluateError(f"{ref.name}: {bad} of {len(x)} generated samples hold NaN or inf "
                             f"(the sampler diverged)")
     if ref.kind == "image":
+        x = x.clamp(-1.0, 1.0)
         m["fid"] = ref.fid_ref.score(x)
     else:
         m["kl_x"], m["kl_y"] = M.kl_2d(ref.train.x, x)
@@ -692,6 +736,7 @@ def run(cfg: Config, backend=None, log=print) -> dict:
                              "trunc": 2 * cfg.read_noise, "per": "eval",
                              "source": "Yang et al. 2024 (arXiv 2404.05648) n_std 0.1, "
                                        "n_lim 0.2" if cfg.read_noise == 0.1 else "--read-noise"}},
+              "images_clipped_to": [-1.0, 1.0],
               "notes": notes, "datasets": datasets, "rows": results, "goals": _goals(results),
               "seconds": round(time.time() - t0, 1)}
     return report, keep, refs
@@ -713,12 +758,14 @@ def _ratios(results: list[dict]) -> None:
 def _goals(results: list[dict]) -> list[dict]:
     out = []
     for r in results:
-        if (r["dataset"], r["noise"], r["compute"]) == ("digits", "trng", "digital") and \
+        if (r["dataset"], r["noise"]) == ("digits", "trng") and \
+                r["compute"] in ("hardware", "digital") and \
                 r.get("fid_ratio"):
             ratio = r["fid_ratio"]
             n_ok = len(r["seeds"]) >= 4 and r["samples"] >= 2000
-            out.append({"goal": f"FID(trng + digital) / FID(software + float) <= {GOAL_RATIO} "
-                                f"on digits ({r['sampler']}), >= 4 seeds x >= 2000 samples",
+            out.append({"goal": f"FID(trng + {r['compute']}) / FID(software + float) <= "
+                                f"{GOAL_RATIO} on digits ({r['sampler']}), >= 4 seeds x >= 2000 "
+                                f"samples",
                         "ratio": ratio["ratio"], "ci95": [ratio["lo"], ratio["hi"]],
                         "budget_met": n_ok, "met": bool(n_ok and ratio["ratio"] <= GOAL_RATIO)})
     return out
@@ -836,7 +883,8 @@ def markdown(report: dict, prov: dict) -> str:
              f"**{FID_NAME}**: the Fréchet distance of the penultimate-layer features of a small "
              "CNN classifier trained in-project on the same data set (fixed seed, saved), "
              "through torchmetrics; comparable only with numbers from the same feature network, "
-             "not with Inception-v3 FIDs. Reference set: the model's training split. "
+             "not with Inception-v3 FIDs. Reference set: the model's training split; generated "
+             "images clipped to [-1, 1] (the data range) before measuring. "
              "KL (per axis) and hist-L2 follow Yang et al.'s code. Memorisation: share of "
              "samples closer to their nearest training sample than that one is to its own "
              "nearest neighbour; the held-out split's share is the level of no memorisation.", ""]
