@@ -165,12 +165,12 @@ class TileConfig:
 
     def mvm_cycles(self) -> int:
         """Nominal cycles of one MVM with the output never blocked (docs/crossbar.md §3):
-        ``R + Q + (G-1)*max(Q, P) + P + 4`` with ``Q = R*steps`` (R load cycles, G groups of Q
-        items each, a group's P columns sent while the next one is computed, 4 pipeline
-        cycles)."""
+        ``R + Q + (G-1)*max(Q, P+4) + P + 7`` with ``Q = R*steps`` (R load cycles, G groups of
+        Q items each, a group's P columns sent while the next one is computed, at most one group
+        every P + 4 cycles, 7 pipeline cycles)."""
         q = self.rows * (self.input_bits if self.bit_serial else 1)
         p = self.macs_per_cycle
-        return self.rows + q + (self.groups - 1) * max(q, p) + p + 4
+        return self.rows + q + (self.groups - 1) * max(q, p + 4) + p + 7
 
 
 @dataclass(frozen=True)
