@@ -92,7 +92,7 @@ class LayerEngine(wiring.Component):
         until the run's inputs are in; never during the computation.
     out : Out(stream.Signature(out_layout(cfg)))
         ``out_dim`` of the last layer beats per run, element 0 first, ``last`` on the final one.
-        ``out.valid`` and ``out.payload`` are registers and a LUT read port; they never depend on
+        ``out.valid`` and ``out.payload`` are registers; they never depend on
         ``out.ready``.
     busy : Out(1)
         High from the cycle after the first input beat is taken; low again 2 cycles after the
