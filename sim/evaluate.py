@@ -31,7 +31,8 @@ network *and* sequencer integer for integer what the RTL computes, ``docs/hardwa
 image sets, ddpm / ddim).
 
 The default run — digits, DDPM, the goal row (TRNG noise + the bit-exact hardware mode) and its
-reference (software noise + float), 4 seeds × 2000 samples — is meant to fit in 30 minutes on 2 cores
+reference (software noise + float), 4 seeds × 2000 samples — is meant to fit in 30 minutes on 2
+cores
 (``--jobs 2`` worker processes share the (row, seed) pairs); larger grids go behind the options
 (``--noise software,trng,mtj,lfsr --compute float,digital,analog`` …). ``--quick`` takes 256
 samples × 2 seeds unless given. ``--standin`` replaces the models and samplers by a Gaussian
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", type=_list_of(DATASETS, "data set"),
                    default=DEFAULTS["datasets"], help="comma list (default digits)")
     p.add_argument("--noise", type=_list_of(NOISE_SOURCES, "noise source"),
-                   default=DEFAULTS["noise"], help="comma list (default trng; software is always run as the reference)")
+                   default=DEFAULTS["noise"],
+                   help="comma list (default trng; software is always run as the reference)")
     p.add_argument("--compute", type=_list_of(COMPUTE_MODES, "compute mode"),
                    default=DEFAULTS["compute"],
                    help="comma list of float, digital, analog, hardware (default hardware: the "
@@ -257,8 +259,9 @@ def plan_rows(cfg: Config, supports=None) -> tuple[list[Row], list[str]]:
                 notes.append(f"{ds} with sampler {sm}: left out (no such model: image sets "
                              f"take ddpm, ddim; 2-D sets em, ode-euler, ode-heun, analog)")
         if not ok:
+            allowed = "ddpm,ddim" if ds in IMAGE_DATASETS else "em,ode-euler,ode-heun,analog"
             raise EvaluateError(f"{ds}: none of the samplers {','.join(samplers)} applies; "
-                                f"allowed {'ddpm,ddim' if ds in IMAGE_DATASETS else 'em,ode-euler,ode-heun,analog'}")
+                                f"allowed {allowed}")
         for sm in ok:
             combos = [REFERENCE] + [(n, c) for n in cfg.noise for c in cfg.compute
                                     if (n, c) != REFERENCE]
@@ -875,8 +878,8 @@ def _fmt(iv: dict | None, digits: int = 3) -> str:
 
 def markdown(report: dict, prov: dict) -> str:
     c = report["config"]
-    lines = [f"# Sample quality ({'STAND-IN models: driver test only, ' if report['backend'] == 'standin' else ''}"
-             f"`make evaluate`)", "",
+    standin = "STAND-IN models: driver test only, " if report["backend"] == "standin" else ""
+    lines = [f"# Sample quality ({standin}`make evaluate`)", "",
              f"{c['samples']} samples per seed, seeds {c['seeds']}; values are the mean ± the "
              f"95 % half width over the seeds (Student t). git {prov['git']}, "
              f"{prov['created_utc']}, {report['seconds']} s.", "",
@@ -911,7 +914,8 @@ def markdown(report: dict, prov: dict) -> str:
                     if ra and ra.get("lo") is not None else
                     (f"{ra['ratio']:.3f}" if ra else "–"))
                 lines.append(f"| {r['noise']} | {r['compute']} | {r['sampler']} | "
-                             f"{r.get('steps') or '–'} | {_fmt(m['fid'])} | {rat} | {_fmt(m['memorisation'])} | "
+                             f"{r.get('steps') or '–'} | {_fmt(m['fid'])} | {rat} | "
+                             f"{_fmt(m['memorisation'])} | "
                              f"{r['samples']} × {len(r['seeds'])} | "
                              f"{r['sample_seconds']['mean']:.1f} | {r['model']} |")
             lines += ["", f"![{ds} samples](grid_{ds}.png)", ""]
@@ -935,7 +939,8 @@ def markdown(report: dict, prov: dict) -> str:
             for r in rows:
                 m = r["metrics"]
                 lines.append(f"| {r['noise']} | {r['compute']} | {r['sampler']} | "
-                             f"{r.get('steps') or '–'} | {_fmt(m['kl_x'], 4)} | {_fmt(m['kl_y'], 4)} | "
+                             f"{r.get('steps') or '–'} | {_fmt(m['kl_x'], 4)} | "
+                             f"{_fmt(m['kl_y'], 4)} | "
                              f"{_fmt(m['hist_l2'], 4)} |"
                              + (f" {_fmt(m.get('accuracy'))} |" if acc else "")
                              + f" {_fmt(m['memorisation'])} | {r['samples']} × "

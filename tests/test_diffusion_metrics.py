@@ -1,13 +1,9 @@
 """Metrics of the diffusion models (model/diffusion/metrics.py) and the `make evaluate` driver
-(sim/evaluate.py) on stand-ins."""
+(sim/evaluate.py): on Gaussian stand-ins, and wired to the real checkpoints and samplers."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +13,6 @@ from torch import nn
 
 from model.diffusion import metrics as M
 from model.diffusion.data import load_dataset
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -558,19 +558,23 @@ def _flat64(owner, name, x) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).double()
 
 
-def _nearest(a: torch.Tensor, b: torch.Tensor, chunk: int = 1024,
-             exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each row of ``a``: (distance, index) of its nearest row of ``b`` (Euclidean, float64;
-    ``exclude_self``: a and b are the same set, a row is not its own neighbour)."""
+def _chunk_rows(n_other: int) -> int:
+    """Rows per block of a distance matrix against ``n_other`` rows: ≤ 2**24 float64 (128 MB)."""
+    return max(1, min(1024, (1 << 24) // max(n_other, 1)))
+
+
+def _nearest(a: torch.Tensor, b: torch.Tensor,
+             chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``a``: (distance, index) of its nearest row of ``b`` (Euclidean,
+    float64)."""
+    chunk = chunk or _chunk_rows(len(b))
     d_out = torch.empty(len(a), dtype=torch.float64)
     i_out = torch.empty(len(a), dtype=torch.int64)
     bb = (b * b).sum(1)
     for s in range(0, len(a), chunk):
         blk = a[s:s + chunk]
         d2 = (blk * blk).sum(1)[:, None] + bb[None, :] - 2.0 * blk @ b.T
-        if exclude_self:
-            d2[torch.arange(len(blk)), torch.arange(s, s + len(blk))] = float("inf")
-        m, i = d2.min(1)
+        i = d2.argmin(1)
         # Recompute the winners' distances directly: the expansion above loses the digits of
         # near-zero distances (exact copies must give exactly 0).
         d_out[s:s + len(blk)] = (blk - b[i]).norm(dim=1)
@@ -607,10 +611,12 @@ def memorisation(fake: torch.Tensor, train: torch.Tensor, ratio: float = 1.0) ->
     tu = t[uniq]
     # The nearest other training sample of each neighbour that occurs (not the whole set).
     d_u = torch.empty(len(uniq), dtype=torch.float64)
-    for s in range(0, len(uniq), 1024):
-        blk = tu[s:s + 1024]
-        d2 = (blk * blk).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * blk @ t.T
-        d2[torch.arange(len(blk)), uniq[s:s + 1024]] = float("inf")
+    tt = (t * t).sum(1)
+    c = _chunk_rows(len(t))
+    for s in range(0, len(uniq), c):
+        blk = tu[s:s + c]
+        d2 = (blk * blk).sum(1)[:, None] + tt[None, :] - 2.0 * blk @ t.T
+        d2[torch.arange(len(blk)), uniq[s:s + c]] = float("inf")
         j = d2.argmin(1)
         d_u[s:s + len(blk)] = (blk - t[j]).norm(dim=1)
     d_t = d_u[inv]
