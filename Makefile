@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -81,6 +81,10 @@ train: venv
 	  ring|latent-digits) $(BIN)/python -m sim.train_score --dataset $(DATASET) --seed $(SEED) ;; \
 	  *) $(BIN)/python -m sim.train --dataset $(DATASET) --seed $(SEED) ;; \
 	esac
+
+# The FID feature network (in-project classifier) of DATASET; the digits one is committed.
+featnet: venv
+	$(BIN)/python -m model.diffusion.metrics train $(DATASET)
 
 # Samplers x noise sources x score compute, with FID / KL / histogram metrics -> build/sampler/.
 EVALUATE_ARGS ?=
