@@ -309,6 +309,28 @@ def test_train_ring_beats_untrained():
         0.8 * eval_score_loss(ScoreMLP(seed=1), load_2d("ring", "test", 1), VPSDE_REFERENCE)
 
 
+def test_committed_checkpoints():
+    """The committed checkpoints (``make train``: the reference set-up, 10 000 / 100 000 epochs)
+    load into the current ScoreMLP and still sample their data sets."""
+    from model.diffusion.train import CHECKPOINT_DIR, load_checkpoint
+    net, meta = load_checkpoint(CHECKPOINT_DIR / "score-ring-reference.pt")
+    assert isinstance(net, ScoreMLP) and meta["sde_name"] == "reference"
+    assert meta["train"]["epochs"] == 10_000 and meta["train"]["weight_noise"] == [0.1, 0.2]
+    ref = load_2d("ring", "test", 1).x
+    gen = pf_ode_euler(net, VPSDE_REFERENCE, 4000, 500, seed=3)
+    r = gen.norm(dim=1)
+    assert abs(float(r.mean()) - 0.7) < 0.02 and float(r.std()) < 0.07, (r.mean(), r.std())
+    assert max(kl_axes(gen, ref)) < 0.03
+    net, meta = load_checkpoint(CHECKPOINT_DIR / "score-latent-digits-reference.pt")
+    assert net.classes == 3 and meta["dataset"] == "latent-digits"
+    tr = load_2d("latent-digits")
+    means = torch.stack([tr.x[tr.y == c].mean(0) for c in range(3)])
+    for c in range(3):
+        gen = pf_ode_euler(net, VPSDE_REFERENCE, 300, 500, seed=c, y=torch.full((300,), c))
+        hit = float((torch.cdist(gen, means).argmin(1) == c).float().mean())
+        assert hit > 0.75, (c, hit)
+
+
 def test_train_deterministic_and_options():
     _, a, ha = _ring_run(2, weight_noise=PAPER_WEIGHT_NOISE, act_penalty=1e-3)
     _, b, hb = _ring_run(2, weight_noise=PAPER_WEIGHT_NOISE, act_penalty=1e-3)
@@ -399,6 +421,13 @@ def test_train_bad_input():
 
 
 # -- command line ---------------------------------------------------------------------------------
+def test_thin_history():
+    from sim.train_score import thin
+    assert thin([1.0, 2.0, 3.0]) == [1.0, 2.0, 3.0]
+    h = thin(list(range(10_000)), 200)
+    assert h[0] == 0 and h[-1] == 9999 and len(h) <= 201 and h == sorted(h)
+
+
 def test_cli(tmp_path, capsys):
     from sim.train_score import main
     out = tmp_path / "ring.pt"
@@ -413,8 +442,9 @@ def test_cli(tmp_path, capsys):
     x, t = torch.randn(3, 2), torch.rand(3)
     again = ScoreMLP(seed=2)
     train_score(again, load_2d("ring", "train", 2), VPSDE_DEFAULT, epochs=2, seed=2,
-                weight_noise=PAPER_WEIGHT_NOISE, act_penalty=512e-7, progress=False)
+                weight_noise=PAPER_WEIGHT_NOISE, act_penalty=512e-7, ema=0.999, progress=False)
     assert torch.equal(net(x, t), again(x, t))              # the CLI's run, reproduced
+    assert len(meta["train"]["loss"]) == 2 and meta["train"]["ema"] == 0.999
     bad = tmp_path / "bad"
     bad.mkdir()
     for argv, needle in ((["--dataset", "digits"], "invalid choice"),
