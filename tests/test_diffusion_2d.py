@@ -232,6 +232,20 @@ def test_score_net_shapes_and_determinism():
     assert torch.allclose(conv(x, t), out)
 
 
+def test_score_net_x0_preconditioning():
+    net = ScoreMLP(seed=3, amp=1.0, precond_beta=(0.1, 20.0))
+    plain = ScoreMLP(seed=3, amp=1.0)
+    x, t = torch.randn(5, 2), torch.rand(5) * 0.9 + 0.05
+    m, s = VPSDE_DEFAULT.marginal(t)
+    d = plain(x, t)                                         # same weights: the x0 estimate
+    assert torch.allclose(net(x, t), (m[:, None] * d - x) / s[:, None] ** 2, rtol=1e-5)
+    assert torch.allclose(net(x, 0.5), net(x, torch.full((5,), 0.5)))
+    with pytest.raises(ValueError, match="precond_beta"):
+        ScoreMLP(precond_beta=0.1)
+    with pytest.raises(ValueError, match="beta_max"):
+        ScoreMLP(precond_beta=(0.5, 0.1))
+
+
 def test_score_net_conditioning_and_cfg():
     net = ScoreMLP(classes=3, seed=1)
     with torch.no_grad():
@@ -440,7 +454,8 @@ def test_cli(tmp_path, capsys):
     assert meta["sde"]["beta_max"] == 20.0 and meta["train"]["steps"] == 40
     assert meta["train"]["weight_noise"] == [0.1, 0.2]
     x, t = torch.randn(3, 2), torch.rand(3)
-    again = ScoreMLP(seed=2)
+    assert net.init_kwargs["precond_beta"] == [0.1, 20.0] and net.amp == 1.0
+    again = ScoreMLP(seed=2, amp=1.0, precond_beta=(0.1, 20.0))
     train_score(again, load_2d("ring", "train", 2), VPSDE_DEFAULT, epochs=2, seed=2,
                 weight_noise=PAPER_WEIGHT_NOISE, act_penalty=512e-7, ema=0.999, progress=False)
     assert torch.equal(net(x, t), again(x, t))              # the CLI's run, reproduced

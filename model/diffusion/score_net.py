@@ -26,6 +26,14 @@ the crossbar by DACs (the paper's 14 time-embedding inputs). ``lin1``, ``lin2`` 
 plain ``nn.Linear`` so ``model.nn.convert(net, mode, spec)`` puts the three of them on crossbar
 tiles (they are not in an ``nn.Sequential``, so the ReLUs stay separate and float).
 
+Optional x0 preconditioning (``precond_beta = (β_min, β_max)``, off by default; not in the
+paper): the last layer predicts the clean point, ``D = amp · lin3(h2)``, and the output is the
+score of the VP-SDE with those β, ``s = (m(t)·D − x) / σ(t)²``. With the paper's direct score
+output, an error δ in s at t ≈ 1 moves a probability-flow sample by about δ / m(1) at t = 0 —
+×150 for β 0.1 → 20 (m(1) = 0.0066), ×1.1 for the reference's β 0.001 → 0.5 — which a 14-unit
+net cannot afford; with D the error enters multiplied by m/σ², which cancels that growth. In
+hardware, m/σ² and 1/σ² are two more time-dependent gains (DAC-held, like f and g²).
+
 Guided score (:meth:`ScoreMLP.guided`): ``(1 + w)·s(x, t, y) − w·s(x, t, ∅)``, w ∈
 [0, :data:`MAX_GUIDANCE`] (reference ``conditional/my_sde.py``, ``r_sde``).
 """
@@ -82,6 +90,9 @@ class ScoreMLP(nn.Module):
         Standard deviation of the Fourier frequencies w_k (reference 1).
     seed:
         Seeds the weight initialisation and the frequencies: same seed, same net, bit for bit.
+    precond_beta:
+        ``None`` (the paper's direct score output) or ``(β_min, β_max)`` of the VP-SDE whose score
+        the x0-preconditioned output gives (module docstring).
 
     Attributes
     ----------
@@ -98,7 +109,8 @@ class ScoreMLP(nn.Module):
     """
 
     def __init__(self, classes: int | None = None, dim: int = 2, hidden: int = 14,
-                 amp: float = 5.0, fourier_scale: float = 1.0, seed: int = 0):
+                 amp: float = 5.0, fourier_scale: float = 1.0, seed: int = 0,
+                 precond_beta=None):
         super().__init__()
         o = "ScoreMLP"
         if classes is not None:
@@ -113,8 +125,17 @@ class ScoreMLP(nn.Module):
         _check_int(o, "seed", seed, 0, 2**63 - 1)
         self.classes, self.dim, self.hidden = classes, dim, hidden
         self.amp = float(amp)
+        self.precond = None
+        if precond_beta is not None:
+            from model.diffusion.sde import VPSDE
+            if not isinstance(precond_beta, (tuple, list)) or len(precond_beta) != 2:
+                raise ValueError(f"{o}.precond_beta = {precond_beta!r}: must be None or a "
+                                 f"(beta_min, beta_max) pair")
+            self.precond = VPSDE(float(precond_beta[0]), float(precond_beta[1]))
+            precond_beta = [self.precond.beta_min, self.precond.beta_max]
         self.init_kwargs = dict(classes=classes, dim=dim, hidden=hidden, amp=float(amp),
-                                fourier_scale=float(fourier_scale), seed=seed)
+                                fourier_scale=float(fourier_scale), seed=seed,
+                                precond_beta=precond_beta)
         # Initialise from the seed without touching (or depending on) the global RNG state.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -185,7 +206,12 @@ class ScoreMLP(nn.Module):
                              f"be one number)")
         h = self.act1(self.lin1(x) + c)
         h = self.act2(self.lin2(h) + c)
-        return self.amp * self.lin3(h)
+        out = self.amp * self.lin3(h)
+        if self.precond is None:
+            return out
+        tt = torch.as_tensor(t, dtype=torch.float32).reshape(-1)
+        m, sd = self.precond.marginal(tt.expand(n) if tt.numel() == 1 else tt)
+        return (m[:, None] * out - x) / sd[:, None].square()
 
     def guided(self, x: torch.Tensor, t, y, guidance: float) -> torch.Tensor:
         """Classifier-free guided score ``(1 + w)·s(x, t, y) − w·s(x, t, ∅)`` (one batched pass
