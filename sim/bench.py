@@ -17,7 +17,15 @@ Under ``trng``:
 Under ``crossbar`` (``sim/bench_crossbar.py``): the 64x64 tile with 8 MACs per cycle on Verilator
 (with and without random stalls) and in Amaranth's simulator, bit-exact against the twin; the
 twin's and the analog model's batched MVM rates; aihwkit's analog linear layer when it installs
-beside the pinned torch, or why not. ``--only trng|crossbar`` measures one entry.
+beside the pinned torch, or why not.
+
+Under ``sampler``: the bit-exact hardware-mode sampler (``model.diffusion.hardware.hw_sample``,
+vectorised twins) against the float sampler on the same net, image count, sampler and steps, both
+on one torch thread with software noise (``hardware.measure_speed``): ``float_s``, ``hw_s``,
+``ratio`` (issue 5's goal: <= 3) and ``hw_images_per_s``, for DDPM (all T steps) and DDIM
+(``--sampler-ddim-steps``), on the default digits checkpoint (``hardware.default_checkpoint``).
+
+``--only trng|crossbar|sampler`` measures one entry.
 """
 
 from __future__ import annotations
@@ -41,13 +49,19 @@ def main(argv=None) -> int:
                     help="crossbar tile MVMs on Verilator (default 20000)")
     ap.add_argument("--xbar-pysim-mvms", type=int, default=60,
                     help="crossbar tile MVMs in Amaranth's simulator (default 60)")
-    ap.add_argument("--only", choices=("all", "trng", "crossbar"), default="all",
+    ap.add_argument("--sampler-images", type=int, default=500,
+                    help="images per sampler timing (default 500)")
+    ap.add_argument("--sampler-ddim-steps", type=int, default=50,
+                    help="DDIM steps of the second sampler timing (default 50)")
+    ap.add_argument("--only", choices=("all", "trng", "crossbar", "sampler"), default="all",
                     help="which entries to measure (default all)")
     args = ap.parse_args(argv)
     for name, v, lo, hi in (("--words", args.words, 1000, 10_000_000),
                             ("--pysim-words", args.pysim_words, 16, 100_000),
                             ("--xbar-mvms", args.xbar_mvms, 100, 10_000_000),
                             ("--xbar-pysim-mvms", args.xbar_pysim_mvms, 4, 100_000),
+                            ("--sampler-images", args.sampler_images, 1, 100_000),
+                            ("--sampler-ddim-steps", args.sampler_ddim_steps, 1, 1000),
                             ("--seed", args.seed, 0, 2**32 - 1)):
         if not lo <= v <= hi:
             print(f"error: {name} = {v}: out of range, allowed [{lo}, {hi}]", file=sys.stderr)
@@ -60,10 +74,12 @@ def main(argv=None) -> int:
     if args.only in ("all", "crossbar"):
         from sim.bench_crossbar import crossbar_bench
         report["crossbar"] = crossbar_bench(args.seed, args.xbar_mvms, args.xbar_pysim_mvms)
+    if args.only in ("all", "sampler"):
+        report["sampler"] = sampler_bench(args)
     atomic_write_json(OUT / "bench.json", report)
     lines = ["# make bench", "", f"Command: `make bench SEED={args.seed}` (git {report['git']}).",
              "", "| figure | value |", "|---|---|"]
-    for section in ("trng", "crossbar"):
+    for section in ("trng", "crossbar", "sampler"):
         for k, val in _flat(report.get(section, {}), section):
             if isinstance(val, float):
                 val = f"{val:,.4g}"
@@ -81,6 +97,29 @@ def _flat(d: dict, prefix: str):
             yield from _flat(v, f"{prefix}.{k}")
         else:
             yield f"{prefix}.{k}", v
+
+
+def sampler_bench(args) -> dict:
+    """Hardware-mode vs float sampler wall time (module docstring, ``sampler``)."""
+    import torch
+
+    from model.diffusion import hardware as hwm
+    from model.diffusion.train import load_checkpoint
+    ck = hwm.default_checkpoint()
+    net, _ = load_checkpoint(ck)
+    prog = hwm.HardwareProgram.from_checkpoint(ck)
+    out = {"checkpoint": ck.name, "images": args.sampler_images}
+    with torch.no_grad():
+        for name, steps in (("ddpm", None), ("ddim", args.sampler_ddim_steps)):
+            print(f"[bench] sampler {name}: {args.sampler_images} images, float vs hardware mode")
+            r = hwm.measure_speed(prog, net, n=args.sampler_images, steps=steps, sampler=name,
+                                  seed=args.seed, threads=1)
+            out[f"{name}{'' if steps is None else steps}"] = {
+                k: r[k] for k in ("steps", "float_s", "hw_s", "ratio", "hw_images_per_s",
+                                  "engine_path")}
+    out["goal_ratio_max"] = 3.0
+    out["goal_met"] = all(v["ratio"] <= 3.0 for v in out.values() if isinstance(v, dict))
+    return out
 
 
 def trng_bench(args) -> dict:

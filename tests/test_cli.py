@@ -12,6 +12,7 @@ from sim.meta import ROOT
     (["-m", "sim.system", "--windows", "0"], "--windows = 0"),
     (["-m", "sim.system", "--seed", "-1"], "--seed = -1"),
     (["-m", "sim.bench", "--words", "5"], "--words = 5"),
+    (["-m", "sim.bench", "--sampler-images", "0"], "--sampler-images = 0"),
     (["-m", "sim.synth", "--target", "xc7"], "xc7"),
 ])
 def test_bad_arguments(argv, needle, tmp_path):

@@ -328,18 +328,23 @@ def test_trng_disk_cache(tmp_path):
 
 def test_mtj_bias_follows_device_model():
     """Mean of the MTJ source's values equals the Poisson-binomial prediction from the cells'
-    modelled probabilities; the open-loop calibration removes most of the bias."""
+    modelled probabilities (balanced popcount: bits 1, 3, 5, … of a group inverted); the
+    open-loop calibration removes most of the bias."""
     def run(calibrate):
         src = make_noise("mtj", 21, calibrate=calibrate, drift=False)
         p = src.bit_probs().ravel()
         K = src.gauss_cfg.cbd_bits
         groups = p.reshape(-1, K)                 # 64 cells per sweep -> 2 samples per sweep
-        pred = float(np.mean([(2 * g.sum() - K) / math.sqrt(K) for g in groups]))
+        odd = np.arange(K) % 2 == 1
+        pred = float(np.mean([(2 * np.where(odd, 1 - g, g).sum() - K) / math.sqrt(K)
+                              for g in groups]))
+        plain = float(np.mean([(2 * g.sum() - K) / math.sqrt(K) for g in groups]))
         x = src.codes(1 << 16) * src.fp.lsb
-        return pred, float(x.mean()), float(np.abs(p - 0.5).max())
-    pred_u, mean_u, dev_u = run(False)
-    pred_c, mean_c, dev_c = run(True)
+        return pred, plain, float(x.mean()), float(np.abs(p - 0.5).max())
+    pred_u, plain_u, mean_u, dev_u = run(False)
+    pred_c, _, mean_c, dev_c = run(True)
     assert abs(mean_u - pred_u) < 0.03 and abs(mean_c - pred_c) < 0.03
+    assert abs(plain_u - pred_u) > 0.1, (plain_u, pred_u)    # the test tells the two apart
     assert dev_c < 0.02 < dev_u                                # variation shows without calib
     # drift moves the cells' probabilities as the array runs
     src = make_noise("mtj", 21, drift=True, chunk_sweeps=1 << 14)

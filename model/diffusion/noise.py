@@ -28,18 +28,19 @@ Sources and their exact distributions
     the popcount) cancels that common lean; the residual mean is (P_even − P_odd)·√32 (measured
     +0.0017 / +0.0010 / −0.0006 for seeds 1 / 3 / 4; it was −0.015 to −0.017 with
     ``cbd_balanced=False``, and a reverse diffusion adds the mean at every step).
-    The ``mtj`` and ``lfsr`` sources below take the plain popcount (no mask) — a known
-    difference: for ``lfsr`` it does not change the distribution; for ``mtj`` the device bits'
-    lean shows in the mean.
+    The ``mtj`` source below takes the same balanced popcount (bits 1, 3, 5, … of each group of
+    K successive bits inverted), so a bias common to its cells cancels in the mean as well;
+    ``lfsr`` takes the plain popcount (its bits have no lean: the distribution is the same).
 ``mtj``
     The device-physics model (:class:`model.devices.mtj.MTJArrayDevice`: per-cell variation of
     Δ0, ξ, h, R_P, drift of the effective voltage offset) pulsed at one DAC code per cell; each
     trial (reset + pulse + sense) is 1 with the cell's ``sensed_prob`` (reset and read errors
     included), trials independent; stream order sweep → row → column (the packer's); optional
     XOR fold of ``fold`` successive trials of a cell; K = 32 successive bits → the same CBD
-    mapping as ``trng`` (:func:`model.blocks.fixedpoint.cbd_raw`). The popcount of a sample is
-    Poisson-binomial over its K cells' probabilities (:meth:`MTJNoise.bit_probs`), so a cell
-    bias of δ shifts the mean by ≈ ``2·Σδ/√K`` and the variance by ``−4·Σδ²/K``: close to, not
+    mapping as ``trng`` (:func:`model.blocks.fixedpoint.cbd_raw`), balanced popcount as the
+    generator's. The popcount of a sample is Poisson-binomial over its K cells' probabilities
+    (:meth:`MTJNoise.bit_probs`), so cell biases δ shift the mean by ≈ ``2·Σ±δ/√K`` (sign − for
+    the inverted positions) and the variance by ``−4·Σδ²/K``: close to, not
     exactly, N(0, 1). ``calibrate=True`` sets each cell's code to the one whose modelled
     probability is nearest ½ (an open-loop calibration at time 0; the 8-bit DAC leaves ≲0.01
     bias); ``False`` gives every cell the nominal device's V50 code (variation shows as bias).
@@ -503,9 +504,13 @@ class TRNGNoise(CBDNoise):
 
 
 # ------------------------------------------------------------------------------------------------
-def _group_popcounts(bits: np.ndarray, k: int) -> np.ndarray:
-    """Popcounts of successive ``k``-bit groups of the 0/1 uint8 stream ``bits``."""
+def _group_popcounts(bits: np.ndarray, k: int, balanced: bool = False) -> np.ndarray:
+    """Popcounts of successive ``k``-bit groups of the 0/1 uint8 stream ``bits``; ``balanced``:
+    of the group with its bits 1, 3, 5, … inverted (the generator's balanced popcount,
+    :func:`model.blocks.fixedpoint.cbd_balance_mask`, bit j = the group's j-th stream bit)."""
     g = bits.reshape(-1, k)
+    if balanced:
+        g = g ^ (np.arange(k, dtype=np.uint8) & 1)
     if k % 8 == 0:
         packed = np.packbits(g, axis=1)
         return np.bitwise_count(packed).sum(axis=1, dtype=np.int64)
@@ -607,7 +612,7 @@ class MTJNoise(CBDNoise):
         K = self.gauss_cfg.cbd_bits
         n = stream.size // K
         self._bits = stream[n * K:].copy()
-        pc = _group_popcounts(stream[:n * K], K)
+        pc = _group_popcounts(stream[:n * K], K, self.gauss_cfg.cbd_balanced)
         self._pending = np.concatenate((self._pending, pc)) if self._pending.size else pc
 
     def _popcounts(self, n: int) -> np.ndarray:
