@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -26,6 +26,7 @@ help:
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
 	@echo "make evaluate  samplers x noise sources x compute modes, FID/KL -> build/sampler/results.{json,md}"
+	@echo "make integrator-sweep  analog solver quality vs integrator tau and DAC refresh -> build/sampler/integrator_sweep.*"
 	@echo "make fashion-mnist  install Debian's dataset-fashion-mnist (28x28 images)"
 	@echo "make deps    Debian packages the targets need (run as root)"
 
@@ -90,6 +91,10 @@ featnet: venv
 EVALUATE_ARGS ?=
 evaluate: venv
 	$(BIN)/python -m sim.evaluate $(EVALUATE_ARGS)
+
+# Quality of the time-continuous analog solver vs integrator tau and DAC refresh rate (ring).
+integrator-sweep: venv
+	$(BIN)/python -m sim.integrator_sweep --seed $(SEED)
 
 crossbar: venv
 	$(BIN)/python -m sim.crossbar_validation --seed $(SEED) --out build/crossbar
