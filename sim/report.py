@@ -32,6 +32,7 @@ import importlib
 import inspect
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -191,11 +192,8 @@ def collect_constants(col: Collected, node_nm: int, modules=None) -> None:
 def _fitted_keys_in(text, fitted: set[str]) -> list[str]:
     """The fitted constants named in a source text (or a list of them)."""
     items = text if isinstance(text, (list, tuple)) else [text]
-    found = set()
-    for item in items:
-        s = str(item)
-        found |= {k for k in fitted if k == s or k in s.replace(",", " ").split()}
-    return sorted(found)
+    words = {w for item in items for w in re.findall(r"[A-Za-z0-9_.]+", str(item))}
+    return sorted(fitted & words)
 
 
 def collect_energy(col: Collected, node_nm: int, plot_dir: Path, modules=None) -> None:

@@ -241,3 +241,36 @@ def test_cli_bad_node_one_line_exit_2(tmp_path):
         assert "--node" in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not out.exists()
+
+
+def test_fitted_and_assumed_constants_flagged(tmp_path, inputs):
+    from model.energy.constants import Constant
+    consts = types.ModuleType("fake_constants")
+    consts.NODES = (45, 22)
+    consts.table = lambda node_nm=45: {
+        "mtj_pulse_fJ": Constant(0.7 * node_nm / 45, "fJ", "chosen to give Cheng et al.'s 10^3",
+                                 "fitted", "fits the FoM ratio"),
+        "cmos_trng_pJ_per_bit": Constant(2.9, "pJ", "Mathew et al., JSSC 2012", "sourced"),
+        "opamp_gbw_MHz": Constant(10.0, "MHz", "ASSUMED: op-amp GBW", "assumed")}
+    figs = {**FIGS, "e_pulse_fJ": {"value": 0.7, "unit": "fJ",
+                                   "definition": "mtj_pulse_fJ x 1 pulse"}}
+    out = tmp_path / "report"
+    js = R.build_report(out, 22, inputs, energy_modules=fake_modules(figs),
+                        constant_modules={"constants": consts})
+    assert js["node_nm"] == 22
+    assert js["constants"]["mtj_pulse_fJ"]["value"] == pytest.approx(0.7 * 22 / 45)
+    assert js["constants"]["mtj_pulse_fJ"]["status"] == "fitted"
+    rows = {r["claim"]: r for r in js["fidelity"]}
+    assert rows[ROWS[0]["claim"]]["fitted_constants"] == ["mtj_pulse_fJ"]
+    assert rows[ROWS[1]["claim"]]["fitted_constants"] == []
+    assert js["figures"]["trng.e_pulse_fJ"]["fitted_constants"] == ["mtj_pulse_fJ"]
+    assert "fitted_constants" not in js["figures"]["trng.e_bit_fJ"]
+    md = (out / "report.md").read_text()
+    assert "| fitted: mtj_pulse_fJ |" in md
+    assert "| mtj_pulse_fJ | 0.3422 | fJ | FITTED |" in md
+    assert "| opamp_gbw_MHz | 10 | MHz | ASSUMED |" in md
+    assert "| cmos_trng_pJ_per_bit | 2.9 | pJ | sourced |" in md
+    with pytest.raises(ValueError, match=r"--node = 7.*\[22, 45\]"):
+        R.build_report(tmp_path / "r2", 7, inputs, energy_modules=fake_modules(),
+                       constant_modules={"constants": consts})
+    assert not (tmp_path / "r2").exists()
