@@ -335,6 +335,13 @@ def test_committed_checkpoints():
     r = gen.norm(dim=1)
     assert abs(float(r.mean()) - 0.7) < 0.02 and float(r.std()) < 0.07, (r.mean(), r.std())
     assert max(kl_axes(gen, ref)) < 0.03
+    # The default SDE (β 0.1 → 20) with the x0-preconditioned output.
+    net, meta = load_checkpoint(CHECKPOINT_DIR / "score-ring-default.pt")
+    assert meta["sde_name"] == "default" and net.precond is not None
+    gen = pf_ode_euler(net, VPSDE_DEFAULT, 4000, 500, seed=3)
+    r = gen.norm(dim=1)
+    assert abs(float(r.mean()) - 0.7) < 0.02 and float(r.std()) < 0.07, (r.mean(), r.std())
+    assert max(kl_axes(gen, ref)) < 0.03
     net, meta = load_checkpoint(CHECKPOINT_DIR / "score-latent-digits-reference.pt")
     assert net.classes == 3 and meta["dataset"] == "latent-digits"
     tr = load_2d("latent-digits")

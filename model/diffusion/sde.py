@@ -33,8 +33,10 @@ The two configurations:
   sampler's end time (``my_sde.py``, ``sample``: ``eps = 1e-4``; its training draws
   t ∈ [1e-5, 1], a difference of 0.009 % of the t range that is ignored here).
 * :data:`VPSDE_DEFAULT` — β 0.1 → 20 (Song et al.'s VP-SDE), m(1) = 0.0066, σ(1) = 1 − 2.2e-5:
-  the forward process reaches N(0, I) at t = 1, so the sampler's start is on its marginal; β is not scaled at
-  sampling; t_eps = 1e-3 (Song et al.'s choice for the VP-SDE).
+  the forward process reaches N(0, I) at t = 1, so the sampler's start is on its marginal; β is
+  not scaled at sampling; t_eps = 1e-3 (Song et al.'s choice for the VP-SDE). With this β a
+  probability-flow sample moves by about δ / m(1) ≈ 150·δ for a score error δ near t = 1, so the
+  14-unit net needs the x0-preconditioned output (``ScoreMLP(precond_beta=...)``).
 """
 
 from __future__ import annotations

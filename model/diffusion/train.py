@@ -291,7 +291,6 @@ def train_ddpm(net, data, sched: DDPMSchedule, *, epochs: int, batch: int = 256,
     gen = torch.Generator().manual_seed(seed)
     wgen = torch.Generator().manual_seed(seed ^ 0x5A5A_1234)
     per_epoch = -(-n // batch)
-    total = epochs * per_epoch
     t0 = time.perf_counter()
 
     lins = _linears(net.mlp)
