@@ -369,6 +369,32 @@ def _generic(root: Path, data: dict) -> dict:
     return {"figures": flatten_numbers(body, limit=80)}
 
 
+SWEEP_KEYS = ("axis", "tau_us", "refresh_mhz", "dac_bits", "refreshes", "evaluations",
+              "hist_l2", "kl_x", "kl_y", "radius_mean", "radius_std")
+
+
+def _integrator_sweep(col: Collected, root: Path) -> None:
+    """``make integrator-sweep`` (``build/sampler/integrator_sweep.json`` and its plot)."""
+    path = root / "sampler" / "integrator_sweep.json"
+    sec = {"found": path.is_file(), "path": _rel(path, root)}
+    col.sections["inputs.integrator_sweep"] = sec
+    if not path.is_file():
+        return
+    data, err = _read_json(path)
+    if not isinstance(data, dict):
+        sec["error"] = err or "not a JSON object"
+        return
+    col.inputs["integrator_sweep"] = {
+        "origin": _origin(path, root, data),
+        **{k: data.get(k) for k in ("dataset", "compute", "sde", "samples", "base",
+                                    "held_out_floor")},
+        "rows": [{k: r.get(k) for k in SWEEP_KEYS if k in r} for r in data.get("rows", [])
+                 if isinstance(r, dict)]}
+    png = path.with_suffix(".png")
+    if png.is_file() and png.read_bytes()[:8] == PNG_MAGIC:
+        col.images["integrator_sweep.png"] = ("inputs", "integrator_sweep", png.read_bytes())
+
+
 def collect_inputs(col: Collected, root: Path) -> None:
     """Key numbers of the other targets' outputs under ``root`` (usually ``build/``)."""
     root = Path(root)
@@ -376,6 +402,7 @@ def collect_inputs(col: Collected, root: Path) -> None:
               "sampler": (root / "sampler" / "results.json", _sampler),
               "sim": (root / "sim" / "report.json", _sim),
               "validate": (root / "validate" / "report.json", _generic)}
+    _integrator_sweep(col, root)
     for name in ("bench", "synth", "sampler", "sim", "validate", "explore"):
         if name == "synth":
             files = sorted((root / "synth").glob("*/report*.json"))
@@ -569,6 +596,18 @@ def _input_blocks(col: Collected) -> list:
                            f"{'met' if g.get('met') else 'NOT met'}."))
     else:
         b.append(("p", _absent(sec["inputs.sampler"], "make evaluate")))
+    b.append(("h", 3, "Analog integrator sweep (make integrator-sweep)"))
+    if "integrator_sweep" in col.inputs:
+        i = col.inputs["integrator_sweep"]
+        b.append(("p", f"From {i['origin']['path']} (git {i['origin']['git']}, "
+                       f"{i['origin']['created_utc']}): {i['dataset']}, {i['compute']} "
+                       f"compute, {i['samples']} samples per point; defaults {fmt(i['base'])}; "
+                       f"held-out floor {fmt(i['held_out_floor'])}."))
+        cols = [k for k in SWEEP_KEYS if any(k in r for r in i["rows"])]
+        b.append(("table", cols, [[fmt(r.get(k)) for k in cols] for r in i["rows"]]))
+        b += _images(col, "integrator_sweep")
+    else:
+        b.append(("p", _absent(sec["inputs.integrator_sweep"], "make integrator-sweep")))
     for name, title in (("sim", "make sim"), ("validate", "make validate")):
         b.append(("h", 3, title))
         if name in col.inputs:

@@ -99,6 +99,14 @@ def inputs(tmp_path):
                   "sample_seconds": {"mean": 3.0, "total": 12.0}}],
         "goals": [{"goal": "FID ratio <= 3", "ratio": 1.37, "ci95": [1.2, 1.5],
                    "budget_met": True, "met": True}]}))
+    (root / "sampler" / "integrator_sweep.json").write_text(json.dumps({
+        **prov, "dataset": "ring", "compute": "analog", "sde": "reference", "samples": 500,
+        "base": {"tau_us": 10.0, "refresh_mhz": 20.0, "dac_bits": 12},
+        "held_out_floor": {"hist_l2": 0.01, "kl_x": 0.02, "kl_y": 0.03},
+        "rows": [{"axis": "tau_us", "tau_us": 3.5, "refresh_mhz": 20.0, "dac_bits": 12,
+                  "refreshes": 70, "evaluations": 70, "hist_l2": 0.0456, "kl_x": 0.05,
+                  "kl_y": 0.06, "radius_mean": 0.7, "radius_std": 0.04}]}))
+    (root / "sampler" / "integrator_sweep.png").write_bytes(_png(5, 5, (1, 2, 3)))
     return root
 
 
@@ -138,7 +146,11 @@ def test_report_from_fabricated_inputs(tmp_path, inputs):
     assert srow["metrics"]["fid"]["mean"] == 17.25 and srow["fid_ratio"]["ratio"] == 1.37
     # Plots copied beside the Markdown, named per module, the sweep in the sensitivity section.
     assert sorted(js["images"]) == ["accounting_breakdown.png",
-                                    "accounting_sensitivity_adc_bits.png", "trng_fom.png"]
+                                    "accounting_sensitivity_adc_bits.png",
+                                    "integrator_sweep.png", "trng_fom.png"]
+    assert (out / "integrator_sweep.png").read_bytes() == (
+        inputs / "sampler" / "integrator_sweep.png").read_bytes()
+    assert js["inputs"]["integrator_sweep"]["rows"][0]["hist_l2"] == 0.0456
     for n in js["images"]:
         assert (out / n).read_bytes()[:8] == R.PNG_MAGIC
     md = (out / "report.md").read_text()
@@ -152,6 +164,7 @@ def test_report_from_fabricated_inputs(tmp_path, inputs):
                                    "## Sensitivity", "## Solver", "### make bench",
                                    "### make synth", "### Sampler", "## Constants")]
     assert order == sorted(order), order
+    assert "| tau_us | 3.5 | 20 | 12 | 70 | 70 | 0.0456 |" in md
     assert "| 2579 / 5280 |" in md and "122.6" in md and "17.25 ± 0.8" in md
     assert "Not available: model.energy.no_such_module_xyz not importable" in md
 
