@@ -8,10 +8,13 @@
   ``solver``), rows that use a ``fitted`` constant flagged;
 - the energy breakdown, the figure of merit against the baselines, the sensitivity sweeps and
   the analog-vs-digital solver comparison: the modules' ``figures()`` (every one an object
-  ``{value, unit, source}`` or ``{value, unit, definition}``, namespaced ``<module>.<key>``) and
-  their ``plots(outdir)`` PNGs, copied beside the Markdown and inlined (base64) in the HTML;
+  ``{value, unit, source}`` or ``{value, unit, definition}``, namespaced ``<module>.<key>``; a
+  key that already starts with ``<module>.`` is kept as it is) and their ``plots(outdir)`` PNGs,
+  copied beside the Markdown and inlined (base64) in the HTML (a plot whose name holds
+  "sensitivity" or "sweep" goes to the sensitivity section);
 - the key numbers of the latest ``make bench``, ``make synth``, sampler (``make evaluate``),
-  ``make sim``, ``make validate`` and ``make explore`` outputs found under ``--inputs``;
+  ``make integrator-sweep``, ``make sim``, ``make validate`` and ``make explore`` outputs found
+  under ``--inputs``;
 - every constant of ``model.energy.constants.table(node_nm)`` and ``model.energy.analog_constants``
   with value, unit, source and status (assumed and fitted flagged).
 
@@ -213,7 +216,7 @@ def collect_energy(col: Collected, node_nm: int, plot_dir: Path, modules=None) -
             if not isinstance(figs, dict):
                 raise ReportError(f"{name}.figures(): expected a dict, got {type(figs).__name__}")
             for k, f in figs.items():
-                key = f"{name}.{k}"
+                key = k if str(k).startswith(f"{name}.") else f"{name}.{k}"
                 f = validate_figure(key, f)
                 used = _fitted_keys_in(f.get("source", f.get("definition", "")), fitted)
                 if used:

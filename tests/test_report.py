@@ -287,3 +287,10 @@ def test_fitted_and_assumed_constants_flagged(tmp_path, inputs):
         R.build_report(tmp_path / "r2", 7, inputs, energy_modules=fake_modules(),
                        constant_modules={"constants": consts})
     assert not (tmp_path / "r2").exists()
+
+
+def test_module_prefix_not_doubled(tmp_path, inputs):
+    figs = {"trng.fom_J_um2": FIGS["fom_J_um2"], "e_bit_fJ": FIGS["e_bit_fJ"]}
+    _, js = _build(tmp_path, inputs, fake_modules(figs))
+    assert {"trng.fom_J_um2", "trng.e_bit_fJ"} <= set(js["figures"])
+    assert not any(k.startswith("trng.trng.") for k in js["figures"])
