@@ -81,23 +81,45 @@ def _check_int(name, value, lo, hi):
 
 @functools.lru_cache(maxsize=1)
 def constants() -> dict[str, Constant]:
-    """Every constant the solver model uses: ``constants.table(45)`` where it has the key, else
-    this module's analog constants and drafts (:mod:`model.energy.analog_constants`)."""
+    """Every constant the solver model uses: from ``constants.table(45)`` where it has the figure
+    (directly or by a derivation spelled out in the source), else this module's analog constants
+    and drafts (:mod:`model.energy.analog_constants`)."""
     out = dict(ac.all_constants())
-    try:
-        from model.energy.constants import table
-    except ImportError:
-        return out
+    from model.energy.constants import table
     shared = table(45)
-    for key in list(out):
-        alias = _TABLE_ALIASES.get(key, key)
+    for key, alias in _TABLE_ALIASES.items():
         if alias in shared:
             out[key] = shared[alias]
+    for key, (fn, keys, how) in _TABLE_DERIVED.items():
+        if all(k in shared for k in keys):
+            value = fn(*(float(shared[k].value) for k in keys))
+            out[key] = Constant(value, out[key].unit, f"derived from constants.table(45): {how} ("
+                                + "; ".join(f"{k}: {shared[k].source}" for k in keys) + ")",
+                                "derived")
     return out
 
 
-#: solver key -> constants.table() key where the names differ.
-_TABLE_ALIASES: dict[str, str] = {}
+#: solver key -> constants.table() key of the same figure.
+_TABLE_ALIASES: dict[str, str] = {
+    "add_fp32_pJ": "add_fp32_pJ",
+    "dac_conv_pJ": "dac_conv_pJ",
+    "adc_fom_fJ_per_step": "adc_fom_fJ_per_step",
+    "input_activity_1": "rram_input_v2_fraction_dimless",
+    "rram_g_off_uS": "rram_g_min_uS",
+    # CPU/GPU: the table's TDP (quoted, not measured) is an upper bound on the board power of a
+    # launch-bound tiny-MLP step
+    "gpu_board_power_W": "gpu_tdp_W",
+    "cpu_power_W": "cpu_tdp_W",
+}
+#: solver key -> (function, table keys, how) for figures derived from several table entries.
+_TABLE_DERIVED = {
+    "mac_fp32_pJ": (lambda m, a: m + a, ("mult_fp32_pJ", "add_fp32_pJ"), "fp32 mult + add"),
+    "sram_read_32b_pJ": (lambda r: r / 2, ("sram_read_64b_8kB_pJ",), "8 kB 64-bit read / 2"),
+    "rram_g_unit_uS": (lambda lo, hi: hi - lo, ("rram_g_min_uS", "rram_g_max_uS"),
+                       "differential full scale g_max - g_min codes weight 1"),
+    "rram_g_mean_uS": (lambda lo, hi: (lo + hi) / 2, ("rram_g_min_uS", "rram_g_max_uS"),
+                       "mean of g_min and g_max (weights spread over the range)"),
+}
 
 
 def _v(key: str) -> float:
