@@ -5,17 +5,17 @@ The hardware-mode twin counts what it does per image (``HardwareProgram.counts``
 from the constant table (:func:`op_energies`) and returns a :class:`Breakdown`. Per-operation
 mapping (mode ``"analog"``, the crossbar design):
 
-==========================  =======================================================================
+==========================  ==================================================================
 counter                     energy per operation
-==========================  =======================================================================
-``macs``                    2·S cells read: 2·S·G_mean·(f·V_read²)·t_read (S slices, differential)
+==========================  ==================================================================
+``macs``                    2·S cells read: 2·S·G_mean·(f·V_read²)·t_read (S slices)
 ``dac_conversions``         ``dac_conv_pJ``
 ``adc_conversions``         Walden: ``adc_fom_fJ_per_step``·2^(adc_bits − ENOB loss)
-``gaussian_samples``        raw MTJ bits (cbd_bits × fold_k) × raw-bit energy (``model.energy.trng``)
+``gaussian_samples``        raw MTJ bits (cbd_bits × fold_k) × raw-bit energy (trng.py)
                             + a cbd_bits popcount (cbd_bits/8 int8 adds)
 ``bias_reads`` ...          16-bit words from an 8 kB SRAM: ``sram_read_64b_8kB_pJ``·16/64
 ``seq_multiplies``          ``mult_int16_pJ``
-==========================  =======================================================================
+==========================  ==================================================================
 
 ``weight_reads`` cost nothing in the analog design (weights stay in the cells); mode
 ``"digital"`` instead prices a digital accelerator at the same node: ``macs`` at ``mac_int8_pJ``,
@@ -76,7 +76,7 @@ def _int(owner, name, v, lo, hi):
 
 
 def slices(weight_bits: int, levels: int) -> int:
-    """S: digits of base ``levels`` a ``weight_bits`` signed weight needs (docs/crossbar-device.md §1)."""
+    """S: base-``levels`` digits of a ``weight_bits`` weight (docs/crossbar-device.md §1)."""
     m = (1 << (weight_bits - 1)) - 1
     s = 1
     while levels ** s - 1 < m:
@@ -186,7 +186,7 @@ def crossbar_area_um2(consts: dict, blocks: int, rows: int = 16, cols: int = 16,
 
 
 def mtj_array_area_um2(consts: dict, rows: int = 8, cols: int = 8) -> dict:
-    """Area of the MTJ array: rows×cols 1T-1MTJ cells, a sense amp and a pulse driver per column."""
+    """Area of the MTJ array: rows×cols 1T-1MTJ cells, a sense amp and a driver per column."""
     o = "mtj_array_area_um2"
     K.validate_table(consts)
     _int(o, "rows", rows, 1, 4096)
@@ -409,8 +409,9 @@ def plots(outdir) -> list:
         steps = r["steps"]
         c = dict(r["counts"], tile_mvms=steps * b, macs=steps * b * n * n,
                  dac_conversions=steps * b * n, adc_conversions=steps * b * n)
-        br = energy(c, consts, weight_bits=prog.spec.weight_bits, adc_bits=prog.spec.adc_bits or 8,
-                    levels=_levels(prog.spec), cbd_bits=prog.gauss.cbd_bits)
+        br = energy(c, consts, weight_bits=prog.spec.weight_bits,
+                    adc_bits=prog.spec.adc_bits or 8, levels=_levels(prog.spec),
+                    cbd_bits=prog.gauss.cbd_bits)
         e_s.append(br.total_J * 1e6)
         a_s.append((crossbar_area_um2(consts, b, n, n)["total_um2"]
                     + mtj_array_area_um2(consts)["total_um2"]) * 1e-6)

@@ -12,9 +12,9 @@ bit is the XOR of ``fold_k`` raw bits: ``E_bit = fold_k·E_raw``.
 Area of one bit source: the 1T-1MTJ cell (F² at the node) plus its share of the column
 periphery (sense amplifier and pulse driver, one per column, shared by ``rows`` cells).
 
-Figure of merit: ``FoM = E_bit × A_source`` in J·µm² per bit, lower is better (``docs/energy.md``
-§4 says why the product). Ratios are baseline FoM / MTJ FoM, as they come out: no constant is
-tuned to reach the paper's ~10^3.
+Figure of merit: ``FoM = E_bit × A_source`` in J·µm² per bit, lower is better
+(``docs/energy.md`` §4 says why the product). Ratios are baseline FoM / MTJ FoM, as they come
+out: no constant is tuned to reach the paper's ~10^3.
 """
 
 from __future__ import annotations
@@ -300,7 +300,8 @@ def fidelity_rows() -> list:
     ref = r["baselines"][REFERENCE_BASELINE]
     others = ", ".join(f"{n}: {b['ratio']:.3g}x" for n, b in r["baselines"].items())
     w = what_it_takes(consts)
-    take = (f"; to reach 1e3 vs {REFERENCE_BASELINE} the FoM must shrink {w['fom_shrink_factor']:.3g}x"
+    take = (f"; to reach 1e3 vs {REFERENCE_BASELINE} the FoM must shrink "
+            f"{w['fom_shrink_factor']:.3g}x"
             + (f" (e.g. a {w['t_pulse_ns_alone']:.3g} ns stochastic pulse)"
                if w["t_pulse_ns_alone"] is not None else "")
             if w["fom_shrink_factor"] > 1 else "")
