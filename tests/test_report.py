@@ -294,3 +294,18 @@ def test_module_prefix_not_doubled(tmp_path, inputs):
     _, js = _build(tmp_path, inputs, fake_modules(figs))
     assert {"trng.fom_J_um2", "trng.e_bit_fJ"} <= set(js["figures"])
     assert not any(k.startswith("trng.trng.") for k in js["figures"])
+
+
+def test_model_value_error_one_line_exit_2(tmp_path, inputs, monkeypatch, capsys):
+    """A configuration the model rejects (ValueError) -> main() prints one line, returns 2,
+    writes nothing."""
+    def bad_figures(node_nm=45):
+        raise ValueError("mtj_sense_pJ = -1.0: must be > 0")
+    m = fake_module("trng", FIGS, ROWS)
+    m.figures = bad_figures
+    monkeypatch.setattr(R, "ENERGY_MODULES", {"trng": (m, "FoM")})
+    out = tmp_path / "r"
+    rc = R.main(["--out", str(out), "--inputs", str(inputs)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip() == "error: mtj_sense_pJ = -1.0: must be > 0", err
+    assert not out.exists()
