@@ -157,11 +157,12 @@ def _constant_record(key: str, c, table: str) -> dict:
 
 
 def _constants_of(mod, node_nm: int) -> dict:
-    """Constants of a module: ``table(...)`` when it has one, else its module-level
-    ``Constant``-like objects and dicts of them."""
-    fn = getattr(mod, "table", None)
-    if callable(fn):
-        return dict(_call(fn, node_nm=node_nm))
+    """Constants of a module: ``table(node_nm)`` or ``all_constants()`` when it has one, else
+    its module-level ``Constant``-like objects and dicts of them."""
+    for fname in ("table", "all_constants"):
+        fn = getattr(mod, fname, None)
+        if callable(fn):
+            return dict(_call(fn, node_nm=node_nm))
     like = lambda o: all(hasattr(o, a) for a in ("value", "unit", "source", "status"))  # noqa: E731
     out = {}
     for name, obj in vars(mod).items():
