@@ -63,6 +63,9 @@ CONSTANT_MODULES = {
 #: A plot whose file name holds one of these goes to the sensitivity section.
 SENSITIVITY_WORDS = ("sensitivity", "sweep")
 FIDELITY_KEYS = ("claim", "paper", "spindiff", "method", "sources")
+#: A figure or fidelity row that names a ``fitted`` constant, or says FITTED (in capitals) in
+#: its text, is flagged as resting on a value chosen to reproduce a paper's figure.
+FITTED_MARK = "FITTED"
 STATUSES_FLAGGED = ("assumed", "fitted")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -219,9 +222,12 @@ def collect_energy(col: Collected, node_nm: int, plot_dir: Path, modules=None) -
             for k, f in figs.items():
                 key = k if str(k).startswith(f"{name}.") else f"{name}.{k}"
                 f = validate_figure(key, f)
-                used = _fitted_keys_in(f.get("source", f.get("definition", "")), fitted)
+                text = " ".join(str(f.get(k, "")) for k in ("source", "definition"))
+                used = _fitted_keys_in(text, fitted)
                 if used:
                     f["fitted_constants"] = used
+                if used or FITTED_MARK in text:
+                    f["fitted"] = True
                 col.figures[key] = f
                 col.figure_module[key] = name
             parts.append("figures")
@@ -233,6 +239,7 @@ def collect_energy(col: Collected, node_nm: int, plot_dir: Path, modules=None) -
                 used = _fitted_keys_in(r["sources"], fitted) + _fitted_keys_in(r["method"],
                                                                                 fitted)
                 r["fitted_constants"] = sorted(set(used))
+                r["fitted"] = bool(used) or any(FITTED_MARK in fmt(r[k]) for k in FIDELITY_KEYS)
                 col.fidelity.append(r)
             parts.append("fidelity_rows")
         if hasattr(mod, "plots"):
@@ -503,7 +510,8 @@ def _fidelity_table(col: Collected) -> list:
     head = ["claim", "paper", "spindiff", "method", "constants' sources", "flags"]
     rows = []
     for r in col.fidelity:
-        flag = ("fitted: " + ", ".join(r["fitted_constants"])) if r["fitted_constants"] else ""
+        flag = ("FITTED" + (": " + ", ".join(r["fitted_constants"])
+                            if r["fitted_constants"] else "")) if r["fitted"] else ""
         rows.append([fmt(r["claim"]), fmt(r["paper"]), fmt(r["spindiff"]), fmt(r["method"]),
                      fmt(r["sources"]), flag])
     return [("table", head, rows)]
@@ -515,10 +523,11 @@ def _figure_table(col: Collected, module: str) -> list:
         if col.figure_module[key] != module:
             continue
         basis = f.get("source") or ("= " + f["definition"])
-        if f.get("fitted_constants"):
-            basis += " [fitted: " + ", ".join(f["fitted_constants"]) + "]"
-        rows.append([key, fmt(f["value"]), f["unit"], basis])
-    return [("table", ["figure", "value", "unit", "source / definition"], rows)] if rows else []
+        flag = ("FITTED" + (": " + ", ".join(f["fitted_constants"])
+                            if f.get("fitted_constants") else "")) if f.get("fitted") else ""
+        rows.append([key, fmt(f["value"]), f["unit"], basis, flag])
+    return [("table", ["figure", "value", "unit", "source / definition", "flags"], rows)
+            ] if rows else []
 
 
 def _images(col: Collected, where: str) -> list:

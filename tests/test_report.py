@@ -50,7 +50,7 @@ ROWS = [{"claim": "energy per bit per area vs CMOS TRNG", "paper": "~10^3 better
          "spindiff": "412x (FoM ratio)", "method": "E_bit x A_source, Cheng et al. §4",
          "sources": ["mtj_pulse_fJ", "cmos_trng_pJ_per_bit"]},
         {"claim": "analog solver speed-up <ring>", "paper": "64.8x | 156.5x",
-         "spindiff": "71x", "method": "integration time vs N Euler steps",
+         "spindiff": "71x", "method": "integration time vs N Euler steps (tau not fitted)",
          "sources": "opamp_gbw_MHz"}]
 FIGS = {"fom_J_um2": {"value": 1.5e-20, "unit": "J*um^2", "definition": "E_bit x A_source"},
         "e_bit_fJ": {"value": 3.25, "unit": "fJ", "source": "Cheng et al. 2025, Fig. 2"}}
@@ -279,7 +279,10 @@ def test_fitted_and_assumed_constants_flagged(tmp_path, inputs):
     assert js["figures"]["trng.e_pulse_fJ"]["fitted_constants"] == ["mtj_pulse_fJ"]
     assert "fitted_constants" not in js["figures"]["trng.e_bit_fJ"]
     md = (out / "report.md").read_text()
-    assert "| fitted: mtj_pulse_fJ |" in md
+    assert "| FITTED: mtj_pulse_fJ |" in md
+    assert rows[ROWS[0]["claim"]]["fitted"] and not rows[ROWS[1]["claim"]]["fitted"]
+    assert js["figures"]["trng.e_pulse_fJ"]["fitted"] and "fitted" not in js["figures"][
+        "trng.fom_J_um2"]
     assert "| mtj_pulse_fJ | 0.3422 | fJ | FITTED |" in md
     assert "| opamp_gbw_MHz | 10 | MHz | ASSUMED |" in md
     assert "| cmos_trng_pJ_per_bit | 2.9 | pJ | sourced |" in md
@@ -309,3 +312,17 @@ def test_model_value_error_one_line_exit_2(tmp_path, inputs, monkeypatch, capsys
     err = capsys.readouterr().err
     assert rc == 2 and err.strip() == "error: mtj_sense_pJ = -1.0: must be > 0", err
     assert not out.exists()
+
+
+def test_fitted_word_flags_row_and_figure(tmp_path, inputs):
+    """A row or figure saying FITTED (capitals) is flagged even without a fitted constant."""
+    rows = [*ROWS, {"claim": "speed-up (journal)", "paper": "69x", "spindiff": "69x",
+                    "method": "tau FITTED to the unconditional figure", "sources": "Yang"}]
+    figs = {**FIGS, "tau_s": {"value": 7e-3, "unit": "s", "definition": "FITTED to 64.8x"}}
+    out, js = _build(tmp_path, inputs,
+                     fake_modules(trng=fake_module("trng", figs, rows, ("fom.png",))))
+    assert [r["fitted"] for r in js["fidelity"]] == [False, False, True]
+    assert js["figures"]["trng.tau_s"]["fitted"]
+    md = (out / "report.md").read_text()
+    assert "| tau FITTED to the unconditional figure | Yang | FITTED |" in md
+    assert "| trng.tau_s | 0.007 | s | = FITTED to 64.8x | FITTED |" in md
