@@ -10,6 +10,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 import types
 import zlib
 
@@ -297,6 +298,56 @@ def test_module_prefix_not_doubled(tmp_path, inputs):
     _, js = _build(tmp_path, inputs, fake_modules(figs))
     assert {"trng.fom_J_um2", "trng.e_bit_fJ"} <= set(js["figures"])
     assert not any(k.startswith("trng.trng.") for k in js["figures"])
+
+
+def test_real_energy_model(tmp_path):
+    """The report on the real model/energy modules (no inputs present): every module's
+    section present, its figures copied unchanged and valid, rows in both renderings, every
+    constant of the node table listed, the plots inline; under 30 s."""
+    import importlib
+    from model.energy import constants as K
+    t0 = time.time()
+    out = tmp_path / "report"
+    js = R.build_report(out, 45, tmp_path / "no-build", command="test")
+    seconds = time.time() - t0
+    assert seconds < 30, f"report took {seconds:.1f} s"
+    md = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    for name, (spec, heading) in R.ENERGY_MODULES.items():
+        sec = js["sections"][f"energy.{name}"]
+        assert sec["available"], sec
+        assert set(sec["provides"]) == {"figures", "fidelity_rows", "plots"}, sec
+        assert f"## {heading}" in md
+        mod = importlib.import_module(spec)
+        figs = mod.figures()
+        assert figs, f"{name}.figures() is empty"
+        for k, f in figs.items():
+            key = k if k.startswith(f"{name}.") else f"{name}.{k}"
+            assert js["figures"][key]["value"] == pytest.approx(f["value"], rel=1e-12), key
+        assert any(n.startswith(f"{name}_") for n in js["images"]), (name, js["images"])
+    for k, f in js["figures"].items():
+        R.validate_figure(k, f)
+        assert f.get("source") or f.get("definition"), k
+    # Two modules agree on the cost of one conditioned random bit.
+    assert js["figures"]["accounting.energy_per_random_bit"]["value"] == pytest.approx(
+        js["figures"]["trng.mtj_bit_energy"]["value"], rel=1e-9)
+    claims = [r["claim"] for r in js["fidelity"]]
+    assert {r["module"] for r in js["fidelity"]} >= {"trng", "solver"}, claims
+    import html
+    for r in js["fidelity"]:
+        assert f"| {R._md_cell(R.fmt(r['claim']))} |" in md, r["claim"]
+        assert f"<td>{html.escape(R.fmt(r['claim']))}</td>" in page, r["claim"]
+        assert md.index(f"| {R._md_cell(R.fmt(r['claim']))} |") < md.index("## Energy breakdown")
+    table = K.table(45)
+    for k, c in table.items():
+        assert js["constants"][k]["value"] == c.value and js["constants"][k]["status"] == \
+            c.status, k
+    assert all(c["status"] in K.STATUSES and c["source"] and c["unit"]
+               for c in js["constants"].values())
+    assert js["sections"]["constants.analog_constants"]["available"]
+    assert page.count('src="data:image/png;base64,') == len(js["images"])
+    assert not any(js["sections"][f"inputs.{n}"]["found"]
+                   for n in ("bench", "synth", "sampler", "sim", "validate", "explore"))
 
 
 def test_model_value_error_one_line_exit_2(tmp_path, inputs, monkeypatch, capsys):
