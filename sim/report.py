@@ -838,6 +838,9 @@ def main(argv=None) -> int:
     except ValueError:
         print(f"error: --node = {args.node!r}: must be an integer node in nm", file=sys.stderr)
         return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out}: exists and is not a folder", file=sys.stderr)
+        return 2
     command = "python -m sim.report " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         body = build_report(Path(args.out), node, Path(args.inputs), command.strip())

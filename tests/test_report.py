@@ -377,3 +377,10 @@ def test_fitted_word_flags_row_and_figure(tmp_path, inputs):
     md = (out / "report.md").read_text()
     assert "| tau FITTED to the unconditional figure | Yang | FITTED |" in md
     assert "| trng.tau_s | 0.007 | s | = FITTED to 64.8x | FITTED |" in md
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    f = tmp_path / "f"
+    f.write_text("keep")
+    assert R.main(["--out", str(f), "--inputs", str(tmp_path)]) == 2
+    assert "--out" in capsys.readouterr().err and f.read_text() == "keep"
