@@ -561,8 +561,7 @@ def _input_blocks(col: Collected) -> list:
     b.append(("h", 3, "make bench"))
     if "bench" in col.inputs:
         i = col.inputs["bench"]
-        b.append(("p", f"From {i['origin']['path']} (git {i['origin']['git']}, "
-                       f"{i['origin']['created_utc']})."))
+        b.append(("p", _from(i["origin"]) + "."))
         b.append(("table", ["figure", "value"], [[k, fmt(v)] for k, v in
                                                  i["figures"].items()]))
     else:
@@ -585,8 +584,7 @@ def _input_blocks(col: Collected) -> list:
     b.append(("h", 3, "Sampler (make evaluate)"))
     if "sampler" in col.inputs:
         s = col.inputs["sampler"]
-        b.append(("p", f"From {s['origin']['path']} (git {s['origin']['git']}, "
-                       f"{s['origin']['created_utc']}), back end {s['backend']}."))
+        b.append(("p", _from(s["origin"]) + f", back end {s['backend']}."))
         rows = []
         for r in s["rows"]:
             m = r["metrics"]
@@ -612,8 +610,7 @@ def _input_blocks(col: Collected) -> list:
     b.append(("h", 3, "Analog integrator sweep (make integrator-sweep)"))
     if "integrator_sweep" in col.inputs:
         i = col.inputs["integrator_sweep"]
-        b.append(("p", f"From {i['origin']['path']} (git {i['origin']['git']}, "
-                       f"{i['origin']['created_utc']}): {i['dataset']}, {i['compute']} "
+        b.append(("p", _from(i["origin"]) + f": {i['dataset']}, {i['compute']} "
                        f"compute, {i['samples']} samples per point; defaults {fmt(i['base'])}; "
                        f"held-out floor {fmt(i['held_out_floor'])}."))
         cols = [k for k in SWEEP_KEYS if any(k in r for r in i["rows"])]
@@ -625,8 +622,7 @@ def _input_blocks(col: Collected) -> list:
         b.append(("h", 3, title))
         if name in col.inputs:
             i = col.inputs[name]
-            b.append(("p", f"From {i['origin']['path']} (git {i['origin']['git']}, "
-                           f"{i['origin']['created_utc']})."))
+            b.append(("p", _from(i["origin"]) + "."))
             b.append(("table", ["figure", "value"],
                       [[k, fmt(v)] for k, v in i["figures"].items()]))
         else:
@@ -643,6 +639,10 @@ def _input_blocks(col: Collected) -> list:
     else:
         b.append(("p", _absent(sec["inputs.explore"], "make explore")))
     return b
+
+
+def _from(origin: dict) -> str:
+    return f"From {origin['path']} (git {origin['git']}, {origin['created_utc']})"
 
 
 def _absent(sec: dict, target: str) -> str:
