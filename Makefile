@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -23,6 +23,7 @@ help:
 	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar) -> build/synth/<target>/report*.json"
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
+	@echo "make report  energy model beside the papers + latest bench/synth/sampler tables -> build/report/report.{json,md,html}"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
 	@echo "make evaluate  samplers x noise sources x compute modes, FID/KL -> build/sampler/results.{json,md}"
@@ -98,6 +99,12 @@ integrator-sweep: venv
 
 crossbar: venv
 	$(BIN)/python -m sim.crossbar_validation --seed $(SEED) --out build/crossbar
+
+# Energy / area / latency model beside the papers, with the latest bench, synth and sampler
+# outputs -> build/report/report.{json,md,html} (NODE: technology node of the digital tables).
+NODE ?= 45
+report: venv
+	$(BIN)/python -m sim.report --node $(NODE)
 
 regs: venv
 	$(BIN)/python -m sim.regs

@@ -420,13 +420,17 @@ def test_close_to_float_sampler(committed, committed_path, digits):
     images each: pixel mean and std, and the mean distance to the nearest training image. Only
     meaningful for a checkpoint trained for the crossbar (QAT): a float-trained net's 8-bit
     post-training quantization is the training's matter, not the sequencer's (the previous test
-    checks the sequencer on that net's own quantized codes)."""
+    checks the sequencer on that net's own quantized codes). The float side is the float
+    checkpoint the QAT run started from (``meta["init"]``, the software baseline of the
+    evaluation): a QAT net's own float forward is not what it was tuned for."""
     from model.diffusion.samplers import sample
-    from model.diffusion.train import load_checkpoint
-    net, meta = load_checkpoint(committed_path)
+    from model.diffusion.train import DEFAULT_CHECKPOINT, load_checkpoint
+    _, meta = load_checkpoint(committed_path)
     if not meta.get("qat_spec"):
         pytest.skip(f"{committed_path.name} is float-trained (no qat_spec): post-training "
                     f"8-bit quantization, not what the hardware runs by contract")
+    init = Path((meta.get("init") or {}).get("path") or DEFAULT_CHECKPOINT)
+    net, _ = load_checkpoint(init if init.is_file() else DEFAULT_CHECKPOINT)
     n = 256
     xf = sample("ddim", net, committed.sched, make_noise("software", 4), n, steps=50,
                 progress=False).clamp(-1, 1).reshape(n, -1).double()

@@ -427,7 +427,8 @@ def test_cli_train_and_qat(tmp_path, monkeypatch, capsys):
     assert qmeta["train"]["epochs"] == 0 and len(qmeta["train"]["qat_loss"]) == 1
     assert qmeta["qat_spec"]["weight_bits"] == 8 and qmeta["init"]["path"] == str(out)
     from model.nn import CrossbarSpec
-    assert CrossbarSpec(**qmeta["qat_spec"]) == CrossbarSpec()
+    assert CrossbarSpec(**qmeta["qat_spec"]) == \
+        CrossbarSpec(calib_percentile=cfg["qat_percentile"])
     # errors: one line naming the fix, nothing written
     monkeypatch.setenv("SPINDIFF_FASHION_MNIST_DIR", str(tmp_path / "none"))
     assert cli.main(["--dataset", "fashion-mnist", "--out", str(tmp_path / "f.pt")]) == 2
@@ -453,3 +454,25 @@ def test_train_options_min_snr_and_qat_only(digits):
         train_ddpm(net, tr, s, epochs=0, progress=False)
     with pytest.raises(ValueError, match="min_snr = 0"):
         train_ddpm(net, tr, s, epochs=1, min_snr=0, progress=False)
+
+
+def test_committed_qat_checkpoint(digits):
+    """The QAT checkpoint (``sim.train --qat --init digits.pt``) runs the default crossbar's
+    digital mode with a lower loss than post-training quantization of the float checkpoint."""
+    from model.diffusion.train import CHECKPOINT_DIR
+    from model.nn import CrossbarSpec
+    path = CHECKPOINT_DIR / "digits-qat.pt"
+    assert path.is_file() and path.stat().st_size < 1_000_000, "run `make train`"
+    qnet, qmeta = load_checkpoint(path)
+    fnet, fmeta = load_checkpoint(DEFAULT_CHECKPOINT)
+    spec = CrossbarSpec(**qmeta["qat_spec"])
+    assert qmeta["dataset"] == "digits" and qmeta["schedule"] == fmeta["schedule"]
+    assert qnet.init_kwargs == fnet.init_kwargs
+    s = DDPMSchedule(**qmeta["schedule"])
+    tr = load_dataset("digits", "train", qmeta["seed"])
+    te = load_dataset("digits", "test", qmeta["seed"])
+    calib = mlp_inputs(fnet, tr, s, n=2048, seed=3)
+    ptq = eval_loss(quantized_copy(fnet, spec, calib), te, s, seed=5, reps=2)
+    qat = eval_loss(quantized_copy(qnet, spec, calib), te, s, seed=5, reps=2)
+    flt = eval_loss(fnet, te, s, seed=5, reps=2)
+    assert qat < ptq - 0.3 * (ptq - flt), (flt, ptq, qat)
