@@ -513,6 +513,12 @@ def most_sensitive(preset: str = "ring", baseline: str = "gpu") -> tuple[str, st
 # ----------------------------------------------------------------------------------------------
 # report API
 
+def _keys(*keys) -> str:
+    """The constants' keys with their status, for tables that list the sources elsewhere."""
+    c = constants()
+    return ", ".join(f"{k} [{c[k].status}]" for k in keys)
+
+
 def _src(*keys) -> str:
     c = constants()
     return "; ".join(f"{k}: {c[k].source} [{c[k].status}]" for k in keys)
@@ -632,10 +638,11 @@ def fidelity_rows() -> list[dict]:
         else:
             method += "; prediction from the ring fit"
         rows.append(dict(
-            claim=f"Analog ODE solver {name}, {'unconditional' if preset == 'ring' else 'conditional'} ({version})",
+            claim=f"Analog ODE solver {name}, "
+                  f"{'unconditional' if preset == 'ring' else 'conditional'} ({version})",
             paper=paper, spindiff=spind, method=method,
-            sources=f"{src}; " + _src("gpu_step_latency_us", "gpu_board_power_W",
-                                      *_ANALOG_KEYS)))
+            sources=f"{src}; constants (sources in the constants table): "
+            + _keys("gpu_step_latency_us", "gpu_board_power_W", *_ANALOG_KEYS)))
     return rows
 
 
