@@ -43,9 +43,13 @@ if (_ROOT / "pyproject.toml").is_file():
 import numba  # noqa: E402
 
 from model.blocks.config import GaussConfig  # noqa: E402
-from model.blocks.crossbar_config import (ACT_LUT, ACT_NONE, ACT_RELU, round_shift,  # noqa: E402
-                                          sat, signed_range)
+from model.blocks.crossbar_config import ACT_LUT, ACT_NONE, ACT_RELU  # noqa: E402
 from model.blocks.fixedpoint import fixed_point  # noqa: E402
+# The integer rules (docs/hardware-mode.md §2, §4, §5) live with the sequencer twin:
+from model.blocks.sequencer import (C1_MAX_SHIFT, C2_FRAC, COEF_BITS, COEF_MAX,  # noqa: E402
+                                    PIXEL_BITS, PIXEL_MAX, SIGMA_FRAC, X_BITS, X_FRAC, X_MAX,
+                                    X_MIN, acc_frac, hw_step, input_x_codes, pixels_from_x,
+                                    step_pixel, x_init)
 from model.diffusion.schedules import DDPMSchedule  # noqa: E402
 from model.nn import (CrossbarSpec, EngineProgram, convert, crossbar_layers,  # noqa: E402
                       export_program)
@@ -58,20 +62,7 @@ __all__ = ["C1_MAX_SHIFT", "C2_FRAC", "COEF_BITS", "DEFAULT_CALIB_N", "FastEngin
            "step_tables", "x_init"]
 
 # ------------------------------------------------------------------------------------------------
-# The contract's fixed formats (docs/hardware-mode.md §2)
-#: Image state x_t: signed X_BITS-bit two's complement, Q3.12 (value X / 2**12, range [-8, 8)).
-X_BITS = 16
-X_FRAC = 12
-#: Schedule coefficients: unsigned COEF_BITS-bit mantissas.
-COEF_BITS = 16
-#: c2[t] in UQ0.16 (c2 < 1 for every schedule and sampler here).
-C2_FRAC = 16
-#: sigma[t] in UQ0.16 (sigma < 1).
-SIGMA_FRAC = 16
-#: c1[t] = C1 / 2**c1_shift, one shift per table (the largest <= C1_MAX_SHIFT that fits max c1).
-C1_MAX_SHIFT = 15
-#: Output pixels: unsigned 8-bit.
-PIXEL_BITS = 8
+# The contract's fixed formats (docs/hardware-mode.md §2): model/blocks/sequencer.py
 #: Samplers of the sequencer.
 SAMPLERS = ("ddpm", "ddim")
 #: The crossbar the contract is written for (what ``python -m sim.train --qat`` trains for).
@@ -79,74 +70,11 @@ HW_SPEC = CrossbarSpec()
 #: Calibration batch size (the QAT trainer's default ``qat_calib``).
 DEFAULT_CALIB_N = 4096
 
-X_MIN, X_MAX = signed_range(X_BITS)
-COEF_MAX = (1 << COEF_BITS) - 1
-PIXEL_MAX = (1 << PIXEL_BITS) - 1
-
 
 def _check_int(owner, name, v, lo, hi):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
         raise ValueError(f"{owner}.{name} = {v!r}: out of range, allowed integer [{lo}, {hi}]")
     return int(v)
-
-
-def acc_frac(z_frac: int) -> int:
-    """Fraction bits of the update's accumulator ``A``: ``max(X_FRAC + C1_MAX_SHIFT,
-    SIGMA_FRAC + z_frac)`` (27 for the default Q4.11 noise), so both products align with
-    left shifts only."""
-    return max(X_FRAC + C1_MAX_SHIFT, SIGMA_FRAC + z_frac)
-
-
-# ------------------------------------------------------------------------------------------------
-# The integer rules (docs/hardware-mode.md §4), vectorised (numpy int64) and per pixel (int)
-def x_init(z, z_frac: int):
-    """``X_T`` from the first noise vector: ``sat_x(z << (X_FRAC - z_frac))`` (round_shift when
-    the noise has more fraction bits than the state)."""
-    if z_frac <= X_FRAC:
-        v = (np.asarray(z, dtype=np.int64) if isinstance(z, np.ndarray) else int(z)) \
-            << (X_FRAC - z_frac)
-    else:
-        v = round_shift(np.asarray(z, dtype=np.int64) if isinstance(z, np.ndarray) else int(z),
-                        z_frac - X_FRAC)
-    return sat(v, X_MIN, X_MAX)
-
-
-def input_x_codes(X, fx_in: int, in_lo: int, in_hi: int):
-    """DAC codes of the state for the network: ``sat_in(round_shift(X, X_FRAC - fx_in))``."""
-    return sat(round_shift(X, X_FRAC - fx_in), in_lo, in_hi)
-
-
-def hw_step(X, E, Z, c1: int, c1_shift: int, c2: int, sg: int, fe: int, z_frac: int):
-    """One sequencer update on int64 arrays (or ints): state ``X`` (Q3.12), ε̂ codes ``E``
-    (scale 2**-fe), noise ``Z`` (raw, 2**-z_frac; ignored when ``sg`` = 0)::
-
-        Q  = round_shift(c2 * E, C2_FRAC + fe - X_FRAC)          c2·ε̂ in state units
-        D  = sat_x(X - Q)
-        A  = (c1 * D) << (AF - X_FRAC - c1_shift)  +  (sg * Z) << (AF - SIGMA_FRAC - z_frac)
-        X' = sat_x(round_shift(A, AF - X_FRAC))                  AF = acc_frac(z_frac)
-    """
-    af = acc_frac(z_frac)
-    q = round_shift(c2 * E, C2_FRAC + fe - X_FRAC)
-    d = sat(X - q, X_MIN, X_MAX)
-    a = (c1 * d) << (af - X_FRAC - c1_shift)
-    if sg:
-        a = a + ((sg * Z) << (af - SIGMA_FRAC - z_frac))
-    return sat(round_shift(a, af - X_FRAC), X_MIN, X_MAX)
-
-
-def step_pixel(x: int, e: int, z: int, c1: int, c1_shift: int, c2: int, sg: int, fe: int,
-               z_frac: int) -> int:
-    """:func:`hw_step` for one pixel in Python integers (the reference loop uses it)."""
-    return int(hw_step(int(x), int(e), int(z), int(c1), int(c1_shift), int(c2), int(sg),
-                       int(fe), int(z_frac)))
-
-
-def pixels_from_x(X):
-    """8-bit pixels of the final state: ``sat_[0,255](round_shift(255 * (X + 2**X_FRAC),
-    X_FRAC + 1))`` — the value ``(x + 1) / 2 * 255`` rounded half up, x in [-1, 1] ↦ 0 … 255."""
-    if isinstance(X, np.ndarray):
-        X = X.astype(np.int64)
-    return sat(round_shift(PIXEL_MAX * (X + (1 << X_FRAC)), X_FRAC + 1), 0, PIXEL_MAX)
 
 
 # ------------------------------------------------------------------------------------------------
