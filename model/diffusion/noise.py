@@ -540,6 +540,13 @@ class MTJNoise(CBDNoise):
     gauss_cfg : GaussConfig, optional
     chunk_sweeps : int
         Sweeps per chunk; the drift state is held over a chunk.
+    recal_interval_s : float or None
+        With ``calibrate`` and ``drift``: redo the open-loop calibration (per-cell code nearest
+        P = ½ at the current drift state) every ``recal_interval_s`` of array time, checked per
+        chunk (default 1.0 s, ASSUMED; the RTL controller recalibrates continuously, see
+        ``docs/mtj-array.md``). ``None``: calibrate once at time 0 — measured (seed 1, default
+        variation and drift): the sample mean walks from 0.001 to ≈ 0.06–0.07 within ~100 s of
+        array time (about 10^8 samples), enough to wreck a DDPM run (digits FID ≈ 1800).
     """
 
     name = "mtj"
@@ -547,7 +554,7 @@ class MTJNoise(CBDNoise):
     def __init__(self, seed: int, *, device_seed: int | None = None, rows: int = 8,
                  cols: int = 8, params=None, variation="default", drift: bool = True,
                  calibrate: bool = True, fold: int = 1, gauss_cfg: GaussConfig | None = None,
-                 chunk_sweeps: int = 1 << 15):
+                 chunk_sweeps: int = 1 << 15, recal_interval_s: float | None = 1.0):
         super().__init__(seed, gauss_cfg)
         from model.devices.dac import PulseDAC
         from model.devices.mtj import (MTJArrayDevice, MTJParams, MTJVariation,
@@ -572,21 +579,36 @@ class MTJNoise(CBDNoise):
         self.drift_on, self.calibrated = drift, calibrate
         self.device = MTJArrayDevice(params, rows, cols, seed=self.device_seed,
                                      variation=variation, dac=PulseDAC())
+        if recal_interval_s is not None and (
+                isinstance(recal_interval_s, bool) or not isinstance(recal_interval_s, (int, float))
+                or not 1e-6 <= recal_interval_s <= 1e9):
+            raise ValueError(f"{o}: recal_interval_s = {recal_interval_s!r}: allowed None or a "
+                             f"number in [1e-6, 1e9] s")
+        self.recal_interval_s = recal_interval_s
+        self.recalibrations = 0
         dev = self.device
-        codes = np.arange(dev.dac.code_max + 1)
         if calibrate:
-            v = dev.dac.code_to_mV(codes)[:, None, None]
-            p = dev.sensed_prob(v)                                  # (codes, rows, cols)
-            self.cell_codes = np.abs(p - 0.5).argmin(axis=0).astype(np.int64)
+            self._calibrate()
         else:
+            codes = np.arange(dev.dac.code_max + 1)
             p = dev.nominal.sensed_prob(dev.dac.code_to_mV(codes))
             self.cell_codes = np.full((rows, cols), int(np.abs(p - 0.5).argmin()), np.int64)
-        self._v_cells = dev.dac.code_to_mV(self.cell_codes)
+            self._v_cells = dev.dac.code_to_mV(self.cell_codes)
         self.sweep_time_s = rows * device_row_period_ns(params) * 1e-9
         self._rng = np.random.default_rng([self.seed, 0x3713])
         self._bits = np.zeros(0, dtype=np.uint8)
         self._pending = np.zeros(0, dtype=np.int64)   # popcounts of the last chunk not taken
         self.sweeps_run = 0
+
+    def _calibrate(self) -> None:
+        """Open-loop calibration at the device's current state: per cell, the code whose
+        modelled sensed probability is nearest ½."""
+        dev = self.device
+        v = dev.dac.code_to_mV(np.arange(dev.dac.code_max + 1))[:, None, None]
+        p = dev.sensed_prob(v)                                      # (codes, rows, cols)
+        self.cell_codes = np.abs(p - 0.5).argmin(axis=0).astype(np.int64)
+        self._v_cells = dev.dac.code_to_mV(self.cell_codes)
+        self._cal_time_s = float(dev.time_s)
 
     def bit_probs(self) -> np.ndarray:
         """Probability (rows, cols) that the next output bit of each cell is 1 (after the fold),
@@ -599,6 +621,10 @@ class MTJNoise(CBDNoise):
         m = self.chunk_sweeps * self.fold
         if self.drift_on and dev.variation is not None:
             dev.drift(m * self.sweep_time_s)
+            if self.calibrated and self.recal_interval_s is not None and \
+                    dev.time_s - self._cal_time_s >= self.recal_interval_s:
+                self._calibrate()
+                self.recalibrations += 1
         p = np.clip(dev.sensed_prob(self._v_cells), 0.0, 1.0).astype(np.float32)
         u = self._rng.random((m, dev.rows, dev.cols), dtype=np.float32)
         bits = (u < p).view(np.uint8)
@@ -627,6 +653,7 @@ class MTJNoise(CBDNoise):
                 "array": f"{self.device.rows}x{self.device.cols}",
                 "variation": None if v is None else repr(v), "drift": self.drift_on,
                 "calibrate": self.calibrated, "fold": self.fold,
+                "recal_interval_s": self.recal_interval_s, "recalibrations": self.recalibrations,
                 "sweep_time_s": self.sweep_time_s}
 
 
