@@ -112,7 +112,8 @@ def test_driver_sp800_22_flags_a_biased_source():
     good = V.sp800_22_source(_Biased(0.5, SEED), sequences=10, n_bits=20_000)
     assert not bad["tests"]["frequency"]["ok"] and not bad["pass"], f"seed={SEED}"
     assert bad["tests"]["frequency"]["proportion_min"] < 0.5
-    assert good["tests"]["frequency"]["ok"], f"seed={SEED}"
+    assert good["tests"]["frequency"]["ok"] and good["pass"], f"seed={SEED}"
+    assert abs(bad["ones_z"]) > 5 > abs(good["ones_z"]), (bad["ones_z"], good["ones_z"])
     assert "universal" in good["not_applicable"]          # needs 387,840 bits
 
 
