@@ -83,7 +83,8 @@ def test_bits_file_round_trip(tmp_path, fmt):
 
 def test_bits_file_format_is_msb_first(tmp_path):
     (tmp_path / "x.bin").write_bytes(bytes([0b10000001, 0xF0]))
-    assert list(S.read_bits_file(tmp_path / "x.bin")) == [1, 0, 0, 0, 0, 0, 0, 1] + [1] * 4 + [0] * 4
+    want = [1, 0, 0, 0, 0, 0, 0, 1] + [1] * 4 + [0] * 4
+    assert list(S.read_bits_file(tmp_path / "x.bin")) == want
     (tmp_path / "x.txt").write_text("01 1\n0\n")
     assert list(S.read_bits_file(tmp_path / "x.txt", "ascii")) == [0, 1, 1, 0]
     (tmp_path / "y.txt").write_text("0120")
@@ -174,7 +175,7 @@ def test_campaign_bad_bit_rule():
         C.Scenario("x", "nope", "")
 
 
-# -- the driver -------------------------------------------------------------------------------------
+# -- the driver ----------------------------------------------------------------------------------
 FAST = ["--quick", "--sequences", "3", "--bits", "20000", "--campaign-windows", "60",
         "--no-external", "--no-progress"]
 

@@ -93,7 +93,8 @@ class TwinRawSource:
     ``skip_sweeps`` sweeps (tested).
     """
 
-    def __init__(self, seed: int = 1, skip_sweeps: int = 1920, emu_cfg: EmulatorConfig | None = None):
+    def __init__(self, seed: int = 1, skip_sweeps: int = 1920,
+                 emu_cfg: EmulatorConfig | None = None):
         self.seed = _check_int("TwinRawSource", "seed", seed, 0, _MAX_SEED)
         self.skip_sweeps = _check_int("TwinRawSource", "skip_sweeps", skip_sweeps, 0, 2**30)
         self.emu_cfg = default_emulator(self.seed) if emu_cfg is None else emu_cfg
