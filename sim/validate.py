@@ -54,10 +54,12 @@ SCOPE = ("The sources are models driven by pseudo-random generators (xoshiro128+
          "a physical junction. Recorded device bitstreams (--bits-file) are tested the same way.")
 
 PROFILES = {
-    "default": dict(sequences=100, bits=1_000_000, campaign_windows=400, fa_seeds=10,
+    "default": dict(sequences=100, bits=1_000_000, campaign_windows=400, campaign_seeds=5,
+                    fa_seeds=10,
                     fa_windows=4000, ent_bytes=10_000_000,
                     dieharder=((0, 30), (2, 20), (100, 30), (101, 30), (15, 30))),
-    "quick": dict(sequences=20, bits=100_000, campaign_windows=400, fa_seeds=1,
+    "quick": dict(sequences=20, bits=100_000, campaign_windows=400, campaign_seeds=1,
+                  fa_seeds=1,
                   fa_windows=500, ent_bytes=1_000_000, dieharder=((100, 10),)),
 }
 
@@ -289,14 +291,16 @@ def figures(rep: dict) -> dict:
         for d, v in sc["escaped"].items():
             f[f"{k}.escaped_D{d}"] = _fig(v, "bits", f"bad raw bits (cell min-entropy below H) "
                                           f"released by the health monitor with hold-back "
-                                          f"D = {d}: {sc['what']}")
+                                          f"D = {d}, summed over {len(sc['seeds'])} seeded "
+                                          f"runs: {sc['what']}")
         if sc["max_latency_from_first_bad"] is not None:
             f[f"{k}.latency"] = _fig(sc["max_latency_from_first_bad"], "samples per cell",
                                      "largest detection index j (cell samples from the first "
-                                     "bad sample to the failing one) over the faulty cells")
+                                     "bad sample to the failing one) over the faulty cells "
+                                     "and seeds")
         f[f"{k}.cells_bad_undetected"] = _fig(sc["cells_bad_undetected"], "cells",
                                               "faulty cells with bad bits never detected in "
-                                              "the run")
+                                              "the runs (all seeds)")
     fa = rep["campaign"]["false_alarms"]
     f["campaign.false_alarm.cells_failed"] = _fig(
         fa["cells_failed"], "cells", f"healthy calibrated cells failing a health test over "
@@ -377,12 +381,13 @@ def markdown(rep: dict) -> str:
                 md.append(f"| -d {t['number']} | | | | timed out |")
     c = rep["campaign"]
     md += ["", "## Fault campaign (device model, health monitor twin)", "",
-           f"Health settings: {c['health']}. Latency: the detection index j in the faulty "
-           "cell's samples, from its first bad sample (min-entropy below H); escaped: bad "
-           "samples released, per hold-back D.", "",
+           f"Health settings: {c['health']}; device seeds {c['seeds']}, one run per seed. "
+           "Latency: the largest detection index j in a faulty cell's samples, from its first "
+           "bad sample (min-entropy below H); escaped: bad samples released, summed over the "
+           "runs, per hold-back D.", "",
            "| fault | what | alarm | cells detected / faulty | latency j (max) | escaped D=" +
-           " / ".join(str(d) for d in c["holdbacks"]) + " | bad cells undetected |",
-           "|---|---|---|---|---|---|---|"]
+           " / ".join(str(d) for d in c["holdbacks"]) + " | bad cells undetected | "
+           "healthy cells failing |", "|---|---|---|---|---|---|---|---|"]
     for sc in c["scenarios"]:
         lat = sc["max_latency_from_first_bad"]
         lat_s = "-" if lat is None else str(lat)
@@ -392,7 +397,7 @@ def markdown(rep: dict) -> str:
         md.append(f"| {sc['name']} | {sc['what']} | {'+'.join(sc['tests']) or 'none'} | "
                   f"{sc['cells_detected']}/{sc['cells_faulty']} | {lat_s} | "
                   f"{' / '.join(str(v) for v in sc['escaped'].values())} | "
-                  f"{sc['cells_bad_undetected']} |")
+                  f"{sc['cells_bad_undetected']} | {sc['false_alarm_cells']} |")
     fa = c["false_alarms"]
     up = fa["upper95_per_cell_window"]
     md += ["", f"False alarms on healthy calibrated arrays (seeds {fa['seeds'][0]}.."
@@ -462,23 +467,32 @@ def run(args, progress: bool = True) -> dict:
     # 3. campaign
     hcfg = HealthConfig(ArrayConfig())
     holdbacks = (0, 64, 1024)
-    bar = _progress(len(C.SCENARIOS) + prof["fa_seeds"], "fault campaign", "run", progress)
-    scen = C.run_campaign(C.SCENARIOS, hcfg, args.seed, progress=lambda _: bar.update(1),
+    cseeds = tuple(range(args.seed, args.seed + prof["campaign_seeds"]))
+    bar = _progress(len(C.SCENARIOS) * len(cseeds) + prof["fa_seeds"], "fault campaign", "run",
+                    progress)
+    scen = C.run_campaign(C.SCENARIOS, hcfg, cseeds, progress=lambda *_: bar.update(1),
                           monitor_windows=prof["campaign_windows"], holdbacks=holdbacks)
     fa = C.false_alarms(hcfg, tuple(range(args.seed, args.seed + prof["fa_seeds"])),
                         monitor_windows=prof["fa_windows"], progress=lambda _: bar.update(1))
     bar.close()
-    for sc in scen:
-        sc["escaped"] = {str(k): v for k, v in sc["escaped"].items()}
-        for c in sc["cells"]:
-            c["escaped"] = {str(k): v for k, v in c["escaped"].items()}
-            if c["escaped_rule"] is not None:
-                c["escaped_rule"] = {str(k): v for k, v in c["escaped_rule"].items()}
+    def str_keys(d):
+        return {str(k): v for k, v in d.items()}
+
+    for sc in scen:                    # JSON object keys are strings
+        sc["escaped"] = str_keys(sc["escaped"])
+        sc["escaped_max_per_run"] = str_keys(sc["escaped_max_per_run"])
+        for run_ in sc["runs"]:
+            run_["escaped"] = str_keys(run_["escaped"])
+            for c in run_["cells"]:
+                c["escaped"] = str_keys(c["escaped"])
+                if c["escaped_rule"] is not None:
+                    c["escaped_rule"] = str_keys(c["escaped_rule"])
     rep["campaign"] = {"health": {"min_entropy": hcfg.min_entropy,
                                   "alpha_log2": hcfg.alpha_log2,
                                   "apt_window": hcfg.apt_window,
                                   "corr_window": hcfg.corr_window},
-                       "holdbacks": list(holdbacks), "scenarios": scen, "false_alarms": fa}
+                       "holdbacks": list(holdbacks), "seeds": list(cseeds),
+                       "scenarios": scen, "false_alarms": fa}
     log("fault campaign done")
     rep["sp800_90b"] = {"status": "Not run yet: the NIST SP 800-90B estimators (the pinned "
                                   "`sp800-90b` package needs Debian libbz2-dev and "

@@ -236,3 +236,14 @@ def test_driver_short_bits_file_names_the_need(tmp_path, capsys):
 def test_missing_tools_names_packages(monkeypatch):
     monkeypatch.setattr(V.shutil, "which", lambda name: None)
     assert V.missing_tools() == {"dieharder": "dieharder", "ent": "ent"}
+
+
+def test_campaign_aggregates_seeds():
+    sc = _scenario("stuck1")
+    runs = C.run_campaign([sc], seeds=(SEED, SEED + 1), monitor_windows=40, holdbacks=(0, 64))
+    agg = runs[0]
+    singles = agg["runs"]
+    assert [r["seed"] for r in singles] == [SEED, SEED + 1] and agg["cells_faulty"] == 2
+    assert agg["escaped"][0] == sum(r["escaped"][0] for r in singles)
+    assert agg["max_latency_from_first_bad"] == max(r["max_latency_from_first_bad"]
+                                                    for r in singles)

@@ -38,7 +38,8 @@ from model.blocks.faults import CellFault
 from model.blocks.health import HealthMonitor, escaped_bits
 from model.validate.sources import DeviceArray
 
-__all__ = ["SCENARIOS", "Scenario", "false_alarms", "run_campaign", "run_scenario"]
+__all__ = ["SCENARIOS", "Scenario", "aggregate", "false_alarms", "run_campaign",
+           "run_scenario"]
 
 
 @dataclass(frozen=True)
@@ -250,14 +251,43 @@ def run_scenario(sc: Scenario, hcfg: HealthConfig | None = None, seed: int = 1, 
     }
 
 
-def run_campaign(scenarios=SCENARIOS, hcfg: HealthConfig | None = None, seed: int = 1,
+def aggregate(runs: list[dict]) -> dict:
+    """One scenario's figures over several :func:`run_scenario` results (seeds): sums of cells
+    and escaped bits, worst latencies, the union of the tests that fired; ``runs`` kept."""
+    first = runs[0]
+    lat = [r["max_latency_from_first_bad"] for r in runs
+           if r["max_latency_from_first_bad"] is not None]
+    lat_on = [r["max_latency_from_onset"] for r in runs if r["max_latency_from_onset"] is not None]
+    out = {k: first[k] for k in ("name", "what", "kind")}
+    out.update({
+        "seeds": [r["seed"] for r in runs],
+        "monitored_sweeps": first["monitored_sweeps"],
+        "tests": sorted({t for r in runs for t in r["tests"]}),
+        **{k: sum(r[k] for r in runs) for k in ("cells_faulty", "cells_detected",
+                                                 "cells_with_bad_bits", "cells_bad_undetected",
+                                                 "bad_samples")},
+        "max_latency_from_first_bad": max(lat) if lat else None,
+        "max_latency_from_onset": max(lat_on) if lat_on else None,
+        "escaped": {d: sum(r["escaped"][d] for r in runs) for d in first["escaped"]},
+        "escaped_max_per_run": {d: max(r["escaped"][d] for r in runs) for d in first["escaped"]},
+        "false_alarm_cells": sum(len(r["false_alarm_cells"]) for r in runs),
+        "runs": runs,
+    })
+    return out
+
+
+def run_campaign(scenarios=SCENARIOS, hcfg: HealthConfig | None = None, seeds=(1,),
                  progress=None, **kw) -> list[dict]:
-    """:func:`run_scenario` for each scenario (``progress(name)`` called before each)."""
+    """:func:`run_scenario` for each scenario and seed, aggregated per scenario
+    (:func:`aggregate`); ``progress(name, seed)`` is called before each run."""
     out = []
     for sc in scenarios:
-        if progress is not None:
-            progress(sc.name)
-        out.append(run_scenario(sc, hcfg, seed, **kw))
+        runs = []
+        for seed in seeds:
+            if progress is not None:
+                progress(sc.name, seed)
+            runs.append(run_scenario(sc, hcfg, seed, **kw))
+        out.append(aggregate(runs))
     return out
 
 
