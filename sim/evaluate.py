@@ -486,12 +486,18 @@ class RealBackend:
             y = ref.train.y if ref.conditional else None
             calib = calibration_batch(self._process(meta), x0, seed=0, y=y,
                                       classes=ref.classes if ref.conditional else None)
-            spec = None
+            # Image sets: the hardware's crossbar (hardware.HW_SPEC: 10-bit DACs and ADCs), so
+            # that digital compute runs the hardware mode's network codes; 2-D sets: the
+            # default 8-bit one.
+            base = CrossbarSpec()
+            if row.dataset in IMAGE_DATASETS:
+                from model.diffusion.hardware import HW_SPEC as base
+            spec = base
             if row.compute == "analog":
                 from model.devices.crossbar import ReadNoise
                 rn = ReadNoise("multiplicative", cfg.read_noise, trunc=2 * cfg.read_noise,
                                per="eval") if cfg.read_noise > 0 else ReadNoise()
-                spec = CrossbarSpec().replace(seed=seed % 2**32, analog={"read_noise": rn})
+                spec = base.replace(seed=seed % 2**32, analog={"read_noise": rn})
             self._computed[key] = with_compute(net, row.compute, spec, calib)
         return self._computed[key], meta
 

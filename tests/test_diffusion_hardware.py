@@ -54,7 +54,9 @@ def small(digits):
     torch.manual_seed(3)
     sched = DDPMSchedule.scaled(40)
     net = EpsMLP(64, 40, (48, 40), temb_dim=8)
-    return HardwareProgram.from_checkpoint(net, sched, calib_seed=5, data=digits, calib_n=256)
+    # the 8-bit crossbar: the fast engine's int8 path (HW_SPEC's 10-bit codes take the float one)
+    return HardwareProgram.from_checkpoint(net, sched, CrossbarSpec(), calib_seed=5, data=digits,
+                                           calib_n=256)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,8 @@ def small_lut(digits):
     """The same with SiLU hidden layers: the engine's table activation (ACT_LUT)."""
     torch.manual_seed(4)
     net = EpsMLP(64, 40, (48, 40), temb_dim=8, act="silu")
-    return HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), calib_seed=5,
-                                           data=digits, calib_n=256)
+    return HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), CrossbarSpec(),
+                                           calib_seed=5, data=digits, calib_n=256)
 
 
 @pytest.fixture(scope="module")
@@ -343,14 +345,14 @@ def test_counts_formulas(small):
 def test_regenerates_identically(small, digits, tmp_path):
     torch.manual_seed(3)
     net = EpsMLP(64, 40, (48, 40), temb_dim=8)
-    again = HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), calib_seed=5,
-                                            data=digits, calib_n=256)
+    again = HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), CrossbarSpec(),
+                                            calib_seed=5, data=digits, calib_n=256)
     assert again.digest() == small.digest()
     assert again.to_dict((("ddim", 7),)) == small.to_dict((("ddim", 7),))
     with torch.no_grad():
         net.mlp[0].weight[0, 0] += 0.25          # one weight moves: the program changes
-    other = HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), calib_seed=5,
-                                            data=digits, calib_n=256)
+    other = HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(40), CrossbarSpec(),
+                                            calib_seed=5, data=digits, calib_n=256)
     assert other.digest() != small.digest()
 
 
@@ -367,8 +369,8 @@ def test_committed_checkpoint_program(committed, committed_path, tmp_path):
     t = p.engine.cfg.tile
     assert t.slots == sum(-(-a // 16) * -(-b // 16) for a, b in zip(dims[:-1], dims[1:]))
     assert p.dim == 64 and p.image_shape == (1, 8, 8) and p.steps_max == 1000
-    assert p.fast.path == "int8" and p.spec == (CrossbarSpec(**meta["qat_spec"])
-                                                if meta.get("qat_spec") else hwm.HW_SPEC)
+    assert p.spec == hwm.HW_SPEC
+    assert p.fast.path == ("int8" if p.spec.input_bits <= 8 else "float")
     again = HardwareProgram.from_checkpoint(committed_path)
     assert again.digest() == p.digest()
     out = tmp_path / "program.json"
@@ -416,13 +418,14 @@ def test_sequencer_matches_float_sampler_on_the_digital_net(committed, committed
 
 
 def test_close_to_float_sampler(committed, committed_path, digits):
-    """Loose distribution check against the float net: DDIM-50 in hardware mode vs float, 256
+    """Loose distribution check against the float net: DDPM in hardware mode vs float, 256
     images each: pixel mean and std, and the mean distance to the nearest training image. Only
     meaningful for a checkpoint trained for the crossbar (QAT): a float-trained net's 8-bit
     post-training quantization is the training's matter, not the sequencer's (the previous test
     checks the sequencer on that net's own quantized codes). The float side is the float
     checkpoint the QAT run started from (``meta["init"]``, the software baseline of the
-    evaluation): a QAT net's own float forward is not what it was tuned for."""
+    evaluation): a QAT net's own float forward is not what it was tuned for. DDPM, the goal's
+    sampler: deterministic DDIM amplifies the 8-bit net's errors (README, known limits)."""
     from model.diffusion.samplers import sample
     from model.diffusion.train import DEFAULT_CHECKPOINT, load_checkpoint
     _, meta = load_checkpoint(committed_path)
@@ -432,9 +435,9 @@ def test_close_to_float_sampler(committed, committed_path, digits):
     init = Path((meta.get("init") or {}).get("path") or DEFAULT_CHECKPOINT)
     net, _ = load_checkpoint(init if init.is_file() else DEFAULT_CHECKPOINT)
     n = 256
-    xf = sample("ddim", net, committed.sched, make_noise("software", 4), n, steps=50,
+    xf = sample("ddpm", net, committed.sched, make_noise("software", 4), n,
                 progress=False).clamp(-1, 1).reshape(n, -1).double()
-    xh = hw_sample(committed, "software", n, 50, "ddim", seed=5).images.reshape(n, -1).double()
+    xh = hw_sample(committed, "software", n, None, "ddpm", seed=5).images.reshape(n, -1).double()
     train = digits.x.reshape(len(digits.x), -1).double()
     assert abs(float(xf.mean() - xh.mean())) < 0.05
     assert abs(float(xf.std() - xh.std())) < 0.05

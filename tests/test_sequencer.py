@@ -292,8 +292,9 @@ def test_rtl_dim64_real_ddpm_table(committed):
     assert 0 < tab.noisy_steps < 4
     b = SeqBench(51, tables=tab, steps=4, temb=prog.temb_codes, dim=prog.dim,
                  temb_dim=prog.temb_dim, temb_rows=prog.steps_max, table_depth=prog.steps_max,
-                 fx_in=prog.fx_in, fe=prog.fe, gauss=prog.gauss, p_net=0.8, p_pix=0.5,
-                 p_eps=0.8, p_noise=0.8).simulate()
+                 fx_in=prog.fx_in, fe=prog.fe, gauss=prog.gauss, in_bits=prog.spec.input_bits,
+                 eps_bits=prog.spec.input_bits, p_net=0.8, p_pix=0.5, p_eps=0.8,
+                 p_noise=0.8).simulate()
     want = prog.counts("ddpm", 4)
     assert b.counters == {n: want[n] for n in COUNTERS}
 
@@ -365,7 +366,8 @@ def test_twin_equals_hw_sample_reference(committed):
         tab = prog.tables(sampler, steps)
         tw = Twin(dim=prog.dim, temb_dim=prog.temb_dim, temb_rows=prog.steps_max,
                   table_depth=prog.steps_max, fx_in=prog.fx_in, fe=prog.fe, gauss=prog.gauss,
-                  tables=tab, temb=prog.temb_codes)
+                  tables=tab, temb=prog.temb_codes, in_bits=prog.spec.input_bits,
+                  eps_bits=prog.spec.input_bits)
         eng = prog.engine.engine()
         src = noise_codes_source("lfsr", 3, prog.gauss)
         xs = []
