@@ -406,6 +406,37 @@ def _integrator_sweep(col: Collected, root: Path) -> None:
         col.images["integrator_sweep.png"] = ("inputs", "integrator_sweep", png.read_bytes())
 
 
+def fpga_throughput(col: Collected) -> None:
+    """Throughput at the post-route Fmax of each ``make synth`` build: the bench's per-cycle
+    rates (TRNG path: raw / conditioned bits and Gaussian samples per cycle; crossbar: cycles
+    per MVM) times Fmax, as figures ``fpga.<target>.<design>.*`` with their definitions."""
+    bench = (col.inputs.get("bench") or {}).get("figures") or {}
+    synth = (col.inputs.get("synth") or {}).get("rows") or []
+    for r in synth:
+        f_mhz, target, design = r.get("fmax_mhz"), r.get("target"), r.get("design")
+        if not isinstance(f_mhz, (int, float)) or not f_mhz > 0 or not target or not design:
+            continue
+        pre = f"fpga.{target}.{design}"
+        if "crossbar" in str(design):
+            cpm = bench.get("crossbar.cycles_per_mvm")
+            if isinstance(cpm, (int, float)) and cpm > 0:
+                key = f"{pre}.mvm_per_s"
+                col.figures[key] = {"value": f_mhz * 1e6 / cpm, "unit": "MVM/s", "definition":
+                                    f"Fmax {f_mhz:.4g} MHz / crossbar.cycles_per_mvm {cpm:.4g} "
+                                    f"(make bench tile, 64x64, 8 MACs per cycle)"}
+                col.figure_module[key] = "fpga"
+            continue
+        for k, v in bench.items():
+            if k.startswith("trng.") and "per_cycle" in k and isinstance(v, (int, float)):
+                name = k[len("trng."):].replace("per_cycle", "per_s")
+                unit = "samples/s" if "gauss" in k else "bit/s"
+                key = f"{pre}.{name}"
+                col.figures[key] = {"value": v * f_mhz * 1e6, "unit": unit, "definition":
+                                    f"make bench {k} = {v:.4g} x Fmax {f_mhz:.4g} MHz "
+                                    f"(make synth {target}, design {design})"}
+                col.figure_module[key] = "fpga"
+
+
 def collect_inputs(col: Collected, root: Path) -> None:
     """Key numbers of the other targets' outputs under ``root`` (usually ``build/``)."""
     root = Path(root)
@@ -469,6 +500,7 @@ def collect(node_nm: int, inputs: Path, plot_dir: Path, energy_modules=None,
     collect_constants(col, node_nm, constant_modules)
     collect_energy(col, node_nm, plot_dir, energy_modules)
     collect_inputs(col, inputs)
+    fpga_throughput(col)
     return col
 
 
@@ -579,6 +611,11 @@ def _input_blocks(col: Collected) -> list:
                          fmt(r["timing_met"])])
         b.append(("table", ["target", "design", "device", "status", "LUTs", "FFs", "BRAMs",
                             "DSPs", "Fmax MHz", "constraint MHz", "met"], rows))
+        thr = _figure_table(col, "fpga")
+        if thr:
+            b.append(("p", "Throughput at the post-route Fmax (make bench rates x Fmax; a "
+                           "design's rates come from its make bench entry):"))
+            b += thr
     else:
         b.append(("p", _absent(sec["inputs.synth"], "make synth")))
     b.append(("h", 3, "Sampler (make evaluate)"))

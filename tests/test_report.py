@@ -123,7 +123,9 @@ def test_report_from_fabricated_inputs(tmp_path, inputs):
     js = json.loads((out / "report.json").read_text())
     assert js["provenance"]["git"] and js["provenance"]["command"] == "test"
     # Schema: every figure an object with value, unit and source or definition.
-    assert set(js["figures"]) == {"accounting.per_image_nJ", "trng.fom_J_um2", "trng.e_bit_fJ"}
+    assert set(js["figures"]) == {"accounting.per_image_nJ", "trng.fom_J_um2", "trng.e_bit_fJ",
+                                  "fpga.ecp5.crossbar.mvm_per_s",
+                                  "fpga.ice40.report.raw_bits_per_s"}
     for k, f in js["figures"].items():
         assert isinstance(f["value"], (int, float)) and f["unit"], k
         assert f.get("source") or f.get("definition"), k
@@ -143,6 +145,11 @@ def test_report_from_fabricated_inputs(tmp_path, inputs):
     assert not any("fmax_source" in k for k in bench)
     synth = {r["target"]: r for r in js["inputs"]["synth"]["rows"]}
     assert synth["ecp5"]["fmax_mhz"] == 122.58 and synth["ecp5"]["design"] == "crossbar"
+    # FPGA-derived throughput: bench rates x post-route Fmax.
+    fig = js["figures"]
+    assert fig["fpga.ecp5.crossbar.mvm_per_s"]["value"] == pytest.approx(122.58e6 / 591.0)
+    assert fig["fpga.ice40.report.raw_bits_per_s"]["value"] == pytest.approx(1.6 * 49.46e6)
+    assert fig["fpga.ice40.report.raw_bits_per_s"]["unit"] == "bit/s"
     srow = js["inputs"]["sampler"]["rows"][0]
     assert srow["metrics"]["fid"]["mean"] == 17.25 and srow["fid_ratio"]["ratio"] == 1.37
     # Plots copied beside the Markdown, named per module, the sweep in the sensitivity section.
