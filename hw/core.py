@@ -175,8 +175,10 @@ def row_cycles(image: "CoreImage") -> int:
 def image_cycles(image: "CoreImage", steps: int) -> int:
     """Cycles of one image, ``cycles`` in the cycle ``done`` pulses minus ``cycles`` in the
     cycle ``start`` is taken, with ``pix`` ready and the noise FIFO never empty:
-    ``2·dim + 3 + steps·row_cycles`` (x_T dim beats, the rows, dim pixels)."""
-    return 2 * image.dim + 3 + steps * row_cycles(image)
+    ``1 + dim + steps·row_cycles + dim + 1`` (x_T, the rows, the pixels: the sequencer's
+    ``image_cycles`` with the network's time in each row). ``pix.ready`` low when the first
+    pixel is offered costs a cycle more (the sequencer's read enable follows ready)."""
+    return 2 * image.dim + 2 + steps * row_cycles(image)
 
 
 def table_words(tables) -> list[tuple[int, int, int]]:

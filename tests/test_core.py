@@ -29,11 +29,11 @@ SEED = 7          # emulator seed of the core's TRNG and of the golden model's "
 T = 24
 
 
-@pytest.fixture(scope="module")
-def program():
-    """A tiny EpsMLP briefly trained (250 epochs, ~2 s) on the digits pooled to 4 × 4, so that
-    DDPM images end inside [−1, 1] and their pixels take many values (an untrained net drives
-    the state to the rails and every pixel to 0 or 255, which would hide state errors)."""
+def small_program() -> HardwareProgram:
+    """A tiny EpsMLP briefly trained (250 epochs, ~2 s, deterministic) on the digits pooled to
+    4 × 4, so that DDPM images end inside [−1, 1] and their pixels take many values (an
+    untrained net drives the state to the rails and every pixel to 0 or 255, which would hide
+    state errors)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)                 # a shared 2-core machine
     try:
@@ -46,6 +46,11 @@ def program():
                                                calib_n=256)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def program():
+    return small_program()
 
 
 class CoreBench:
@@ -88,12 +93,15 @@ class CoreBench:
                 await ctx.tick()
                 ctx.set(d.start, 0)
                 assert ctx.get(d.busy), f"seed {self.seed}: start not taken"
-                # Nothing to do until the first pixel is offered: skip ahead (ready low, so
-                # none is taken unseen), then decide ready cycle by cycle.
-                ctx.set(d.pix.ready, 0)
-                await ctx.tick().until(d.pix.valid)
-                pix = []
-                while True:
+                # Nothing to do until the first pixel: skip ahead with ready high; `until`
+                # returns after the edge that took it, with its payload sampled at that edge.
+                # Then decide ready cycle by cycle.
+                ctx.set(d.pix.ready, 1)
+                *_, p0, last0 = await ctx.tick().sample(
+                    d.pix.payload.pixel, d.pix.payload.last).until(d.pix.valid)
+                assert last0 == (self.core.image.dim == 1), f"seed {self.seed}: last flag"
+                pix = [p0]
+                while not ctx.get(d.done):
                     r = bool(self.rng.random() < p_ready)
                     ctx.set(d.pix.ready, r)
                     if ctx.get(d.pix.valid) and r:
@@ -101,8 +109,6 @@ class CoreBench:
                         last = ctx.get(d.pix.payload.last)
                         assert last == (len(pix) == self.core.image.dim), \
                             f"seed {self.seed}: last flag at pixel {len(pix)}"
-                    if ctx.get(d.done):
-                        break
                     await ctx.tick()
                 self.cycles.append(ctx.get(d.cycles) - c0)
                 ctx.set(d.pix.ready, 1)
