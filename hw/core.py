@@ -465,6 +465,6 @@ def build_core(program, sampler: str = "ddpm", steps: int | None = None, *, seed
                          noise_fifo_depth=noise_fifo_depth, counter_bits=counter_bits)
 
 
-__all__ = ["ROW_EXTRA_CYCLES", "image_cycles", "row_cycles", "CORE_COUNTERS", "ENGINE_COUNTERS", "CoreImage", "DiffusionCore", "build_core",
-           "core_image", "counters_layout", "engine_increments", "table_words",
-           "trng_emulator_config"]
+__all__ = ["CORE_COUNTERS", "ENGINE_COUNTERS", "ROW_EXTRA_CYCLES", "CoreImage", "DiffusionCore",
+           "build_core", "core_image", "counters_layout", "engine_increments", "image_cycles",
+           "row_cycles", "table_words", "trng_emulator_config"]
