@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make report  energy model beside the papers + latest bench/synth/sampler tables -> build/report/report.{json,md,html}"
+	@echo "make validate  SP 800-22, ent, dieharder, fault campaign -> build/validate/ (VALIDATE_ARGS=--quick)"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
 	@echo "make evaluate  samplers x noise sources x compute modes, FID/KL -> build/sampler/results.{json,md}"
@@ -105,6 +106,13 @@ crossbar: venv
 NODE ?= 45
 report: venv
 	$(BIN)/python -m sim.report --node $(NODE)
+
+# TRNG validation: NIST SP 800-22 per source, ent, dieharder, fault campaign -> build/validate/
+# (VALIDATE_ARGS=--quick for the short run). dieharder and ent come from Debian (make deps).
+VALIDATE_ARGS ?=
+validate: venv deps
+	@$(MAKE) --no-print-directory deps DEBS="dieharder ent"
+	$(BIN)/python -m sim.validate $(VALIDATE_ARGS)
 
 regs: venv
 	$(BIN)/python -m sim.regs
