@@ -173,6 +173,10 @@ def _software(sampler, steps, n, seed, shape):
     return x.detach().float().clamp(-1.0, 1.0).reshape(n, *shape), DEFAULT_CHECKPOINT
 
 
+def _say(msg: str) -> None:
+    print(f"[core_run] {msg}", file=sys.stderr, flush=True)
+
+
 def _grid(path, rows, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -229,6 +233,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
     n, shape = a.images, tuple(program.image_shape)
 
     t = time.perf_counter()
+    _say(f"golden hw_sample of {n} images, core generation")
     golden = hw_sample(program, "trng", n, a.steps, a.sampler, a.seed)
     core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=a.seed)
     params = core_bench_params(program, core, a.sampler, a.steps, golden)
@@ -241,6 +246,8 @@ def run(a: argparse.Namespace, command: str) -> dict:
     if a.waves:
         os.environ["WAVES"] = "1"
     os.environ.setdefault("COCOTB_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("GPI_LOG_LEVEL", "WARNING")
+    _say(f"Verilator run of {n} {a.sampler}-{a.steps} images (build cached in build/verilator)")
     t_sim = time.perf_counter()
     res = run_cocotb(core, BUILD_NAME, "sim.core_run", params, seed=a.seed, run_name=RUN_NAME,
                      stream=True)
@@ -253,6 +260,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
                       for k in CORE_COUNTERS)
 
     # FID of the golden hardware mode and of the software baseline, on one real reference.
+    _say(f"FID batches of {a.fid_n} images: golden hardware mode and software float")
     real = load_dataset("digits", "train").x
     fid_ref = FIDReference(real, feature_net("digits", progress=False))
     hw_big = hw_sample(program, "trng", a.fid_n, a.steps, a.sampler, a.seed)
