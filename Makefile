@@ -15,11 +15,12 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-images
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
 	@echo "make sim     main job: cycle-accurate array run, plots and maps under build/sim/"
+	@echo "make sim-images  the diffusion core on Verilator: IMAGES, STEPS, SAMPLER=ddim|ddpm, WAVES=1 -> build/sim-core/"
 	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar) -> build/synth/<target>/report*.json"
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
@@ -69,6 +70,15 @@ test: venv deps
 
 sim: venv deps
 	$(BIN)/python -m sim.system --seed $(SEED)
+
+# The diffusion core generating images cycle-accurately on Verilator (issue 7; becomes `make sim`
+# once the core simulates fast enough): bit-exact against the golden hardware mode, FID, energy.
+IMAGES  ?= 4
+STEPS   ?= 2
+SAMPLER ?= ddim
+sim-images: venv deps
+	$(BIN)/python -m sim.core_run --images $(IMAGES) --steps $(STEPS) --sampler $(SAMPLER) \
+	  --seed $(SEED) $(if $(WAVES),--waves,)
 
 synth: venv
 	$(BIN)/python -m sim.synth --target $(TARGET) --design $(DESIGN)
