@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-images
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-images explore
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -26,6 +26,7 @@ help:
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make report  energy model beside the papers + latest bench/synth/sampler tables -> build/report/report.{json,md,html}"
 	@echo "make validate  SP 800-22, ent, dieharder, fault campaign -> build/validate/ (VALIDATE_ARGS=--quick)"
+	@echo "make explore  design-space study on Dask (STUDY=studies/example.toml, SCHEDULER=addr) -> build/explore/<study>/"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
 	@echo "make evaluate  samplers x noise sources x compute modes, FID/KL -> build/sampler/results.{json,md}"
@@ -123,6 +124,13 @@ VALIDATE_ARGS ?=
 validate: venv deps
 	@$(MAKE) --no-print-directory deps DEBS="dieharder ent"
 	$(BIN)/python -m sim.validate $(VALIDATE_ARGS)
+
+# Design-space exploration (grid or NSGA-II) on Dask distributed: a local cluster by default,
+# SCHEDULER=host:port for an existing one -> build/explore/<study>/ (resumable results table).
+STUDY ?= studies/example.toml
+SCHEDULER ?=
+explore: venv
+	$(BIN)/python -m sim.explore --study $(STUDY) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 
 regs: venv
 	$(BIN)/python -m sim.regs
