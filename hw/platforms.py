@@ -17,7 +17,12 @@ with its readout chain. :class:`BoardTop` puts it on a board:
 
 Boards (``BOARDS``): ``ice40`` = iCEBreaker (iCE40UP5K-SG48, 12 MHz -> 48 MHz), ``ecp5`` = ULX3S
 (LFE5U-25F, 25 MHz -> 100 MHz). SPI pins: iCEBreaker PMOD1A pins 1-4, ULX3S GPIO header 0+ 0- 1+ 1-
-(cs_n, sclk, mosi, miso in that order).
+(cs_n, sclk, mosi, miso in that order). A design may need another part of the same board
+(``DESIGN_BOARDS``, :func:`board_for`): the diffusion core is built on the ULX3S's LFE5U-85F.
+
+The diffusion core (``hw.core.DiffusionCore``) goes on a board behind :class:`CoreBoardDesign`'s
+CSR bank. Before a build, :func:`memory_fit` checks its memories against the device's block RAM
+(``DEVICES``: data-sheet capacities), so a core that cannot fit is refused before any tool runs.
 """
 
 from __future__ import annotations
@@ -183,6 +188,139 @@ BOARDS = {
                   ("gpio", 0), ("0+", "0-", "1+", "1-"), {"IO_TYPE": "LVCMOS33"}),
 }
 
+#: Boards that differ from ``BOARDS[target]`` for one design, keyed ``(target, design)``: the
+#: diffusion core of the committed net needs ~155 block RAMs (docs/core.md "What fits which
+#: FPGA"), more than the LFE5U-25F's 56, so it is built for the ULX3S's LFE5U-85F variant (same
+#: board, pins and oscillator).
+DESIGN_BOARDS = {
+    ("ecp5", "core"): Board("ecp5", "ULX3S-85F", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
+                            100e6, ("gpio", 0), ("0+", "0-", "1+", "1-"),
+                            {"IO_TYPE": "LVCMOS33"}),
+}
+
+
+def board_for(target: str, design: str) -> Board:
+    """The board ``design`` is built on for ``target``: ``DESIGN_BOARDS[(target, design)]``
+    when there is one, else ``BOARDS[target]``. Raises ``ValueError`` for an unknown target."""
+    if target not in BOARDS:
+        raise ValueError(f"board_for: target = {target!r}: allowed {sorted(BOARDS)}")
+    return DESIGN_BOARDS.get((target, design), BOARDS[target])
+
+
+# ------------------------------------------------------------------------------------------------
+# Device capacities and a block-RAM estimate (checked before a build is started)
+
+@dataclass(frozen=True)
+class DeviceCapacity:
+    """What one FPGA device offers, as the vendor's data sheet states it.
+
+    ``bram_configs``: the (depth, width) shapes one block RAM can take; ``spram_bits``: single-
+    port RAM that cannot be initialised from the bitstream (iCE40 UltraPlus SPRAM) and that
+    Yosys does not infer from an Amaranth ``Memory``; ``source``: the data-sheet table.
+    """
+
+    device: str
+    luts: int
+    brams: int
+    bram_bits_each: int
+    bram_configs: tuple
+    dsps: int
+    spram_bits: int
+    source: str
+
+
+_ECP5_DP16KD = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+_ECP5_SOURCE = "Lattice ECP5/ECP5-5G family data sheet FPGA-DS-02012, table 1.1"
+
+#: Per device (the ``platform.device`` string): LUT4s, block RAMs (ECP5 DP16KD 18 kbit, iCE40
+#: SB_RAM40_4K 4 kbit), 18 x 18 multipliers (ECP5) or SB_MAC16 (iCE40), SPRAM bits.
+DEVICES = {
+    "iCE40UP5K": DeviceCapacity(
+        "iCE40UP5K", 5280, 30, 4096, ((256, 16), (512, 8), (1024, 4), (2048, 2)), 8,
+        4 * 256 * 1024,
+        "Lattice iCE40 UltraPlus family data sheet FPGA-DS-02008, table 1.1"),
+    "LFE5U-25F": DeviceCapacity("LFE5U-25F", 24_000, 56, 18_432, _ECP5_DP16KD, 28, 0,
+                                _ECP5_SOURCE),
+    "LFE5U-45F": DeviceCapacity("LFE5U-45F", 44_000, 108, 18_432, _ECP5_DP16KD, 72, 0,
+                                _ECP5_SOURCE),
+    "LFE5U-85F": DeviceCapacity("LFE5U-85F", 84_000, 208, 18_432, _ECP5_DP16KD, 156, 0,
+                                _ECP5_SOURCE),
+}
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory of an elaborated design: hierarchy path, words, bits per word, whether it has
+    non-zero initial contents (a ROM or a preloaded table), and the block RAMs it needs."""
+
+    path: str
+    depth: int
+    width: int
+    initialised: bool
+    brams: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width
+
+
+def bram_blocks(depth: int, width: int, configs) -> int:
+    """Block RAMs for a ``depth`` x ``width`` memory built from one block shape of ``configs``
+    (the cheapest shape, ``ceil(depth / d) * ceil(width / w)``)."""
+    for name, v in (("depth", depth), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"bram_blocks: {name} = {v!r}: allowed integer >= 1")
+    return min(-(-depth // d) * -(-width // w) for d, w in configs)
+
+
+def memory_inventory(design, device: DeviceCapacity) -> list[MemoryUse]:
+    """Every memory of ``design`` (elaborated here without a platform), with its block RAMs on
+    ``device``. Yosys may map small memories to LUT RAM or flip-flops instead, so the block RAM
+    sum is an upper estimate of what the memories take."""
+    from amaranth.hdl import Fragment, MemoryInstance, Shape
+    out = []
+
+    def walk(frag, path):
+        if isinstance(frag, MemoryInstance):
+            d = frag._data           # MemoryData (amaranth 0.5 keeps it here)
+            width = Shape.cast(d.shape).width
+            init = any(int(v) != 0 for v in d.init._raw)   # the words as integers
+            out.append(MemoryUse(path, d.depth, width, init,
+                                 bram_blocks(d.depth, width, device.bram_configs)))
+        for sub, name, _ in getattr(frag, "subfragments", ()):
+            walk(sub, f"{path}.{name}" if path else str(name))
+
+    walk(Fragment.get(design, None), "")
+    return out
+
+
+def memory_fit(design, device: DeviceCapacity) -> dict:
+    """Block-RAM fit of ``design`` on ``device`` before any tool runs.
+
+    Returns ``{"memories": [...], "memory_bits", "initialised_bits", "brams_estimate",
+    "brams_available", "bram_bits_available", "spram_bits_available", "fits": bool,
+    "reason": str}``. ``fits`` is False when the initialised memories alone (they need block
+    RAM: SPRAM has no initial contents) exceed the block RAM bits, or every memory together
+    exceeds block RAM plus SPRAM bits; otherwise True (the place-and-route decides).
+    """
+    mems = memory_inventory(design, device)
+    bits = sum(m.bits for m in mems)
+    init_bits = sum(m.bits for m in mems if m.initialised)
+    bram_bits = device.brams * device.bram_bits_each
+    est = sum(m.brams for m in mems)
+    reason = ""
+    if init_bits > bram_bits:
+        reason = (f"initialised memories (ROMs, preloaded tables) need {init_bits:,} bit, "
+                  f"{device.device} has {device.brams} block RAMs = {bram_bits:,} bit")
+    elif bits > bram_bits + device.spram_bits:
+        reason = (f"memories need {bits:,} bit, {device.device} has {bram_bits:,} bit of "
+                  f"block RAM + {device.spram_bits:,} bit of SPRAM")
+    return {"memories": [m.__dict__ | {"bits": m.bits} for m in mems], "memory_bits": bits,
+            "initialised_bits": init_bits, "brams_estimate": est,
+            "brams_available": device.brams, "bram_bits_available": bram_bits,
+            "spram_bits_available": device.spram_bits, "fits": not reason, "reason": reason,
+            "source": device.source}
+
 
 def add_spi_resource(platform, board: Board) -> None:
     """Add the SPI-slave pins (resource ``spi_csr`` 0) to ``platform``."""
@@ -271,6 +409,123 @@ def build_smoke_design(target: str | None = None) -> SmokeDesign:
     """Factory used by ``sim/synth.py`` for ``--design smoke``: the same 8 x 8 stand-in for every
     target (``target`` is accepted for the factory interface and not used)."""
     return SmokeDesign(ArrayConfig())
+
+
+# ------------------------------------------------------------------------------------------------
+# The diffusion core behind the CSR bus
+
+#: Registers of :class:`CoreBoardDesign` (byte addresses of 32-bit registers).
+CORE_ADDR_STATUS = 0x00     # r:  bit 0 ready, 1 busy, 2 alarm; bits [31:16] noise FIFO level
+CORE_ADDR_CTRL = 0x04       # w:  bit 0 start one image, bit 1 clear (each a one-cycle pulse)
+CORE_ADDR_STEPS = 0x08      # rw: rows of the next image (sampled with start)
+CORE_ADDR_TAB_SEL = 0x0C    # w:  bits [2:0] table target, bits [31:8] table address
+CORE_ADDR_TAB_GO = 0x10     # w:  bits [15:0] data; offers one beat on the core's tables port
+CORE_ADDR_CNT_SEL = 0x14    # rw: counter index: CORE_COUNTERS order, then cycles, busy_cycles
+CORE_ADDR_CNT_LO = 0x18     # r:  bits [31:0] of the selected counter
+CORE_ADDR_CNT_HI = 0x1C     # r:  bits [63:32] of the selected counter
+
+
+class CoreBoardDesign(wiring.Component):
+    """A ``hw.core.DiffusionCore`` with a CSR bank, for :class:`BoardTop` (``make synth
+    DESIGN=core``): every port of the core is reachable from the SPI host, so synthesis keeps
+    all of it.
+
+    Registers: ``CORE_ADDR_*`` above. A write to TAB_GO holds the tables port's ``valid`` high
+    until the core takes the beat (a host polls nothing: the port is ready whenever the core is
+    idle). Reads have the bus latency ``hw.csr.CSR_READ_LATENCY`` (2 cycles). The pixel stream
+    ``pix`` is a port of this component (BoardTop counts and folds it); ``running`` is the
+    core's ``busy`` and ``alarm`` its alarm (LEDs).
+
+    Parameters
+    ----------
+    core : hw.core.DiffusionCore
+        The core as :func:`hw.core.build_core` generated it.
+    """
+
+    #: Extra Yosys options per target (``sim/synth.py``): the multipliers into SB_MAC16 on iCE40.
+    synth_opts = {"ice40": "-dsp"}
+
+    def __init__(self, core, description: str = "core"):
+        from hw.core import CORE_COUNTERS, DiffusionCore
+        self._MustUse__silence = True   # a rejected wrapper is not an unused elaboratable
+        if not isinstance(core, DiffusionCore):
+            raise ValueError(f"CoreBoardDesign.core = {type(core).__name__}: must be a "
+                             f"DiffusionCore (hw.core.build_core)")
+        addr_bits = len(core.tables.payload.addr)
+        if addr_bits > 24:
+            raise ValueError(f"CoreBoardDesign.core: table address of {addr_bits} bits: "
+                             f"allowed at most 24")
+        self._MustUse__silence = False
+        self.core = core
+        self.description = description
+        self.counter_names = tuple(CORE_COUNTERS) + ("cycles", "busy_cycles")
+        super().__init__({
+            "csr": In(CSRBusSignature()),
+            "pix": Out(core.signature.members["pix"].signature),
+            "running": Out(1),
+            "alarm": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        bus = self.csr
+
+        def wr(addr):
+            return bus.w_stb & (bus.addr == addr)
+
+        start, clear = Signal(), Signal()
+        steps = Signal(len(core.steps))
+        tab_sel = Signal(32)
+        tab_valid = Signal()
+        tab_data = Signal(32)
+        cnt_sel = Signal(range(len(self.counter_names)))
+        m.d.sync += [start.eq(wr(CORE_ADDR_CTRL) & bus.w_data[0]),
+                     clear.eq(wr(CORE_ADDR_CTRL) & bus.w_data[1])]
+        for addr, reg in ((CORE_ADDR_STEPS, steps), (CORE_ADDR_TAB_SEL, tab_sel),
+                          (CORE_ADDR_CNT_SEL, cnt_sel)):
+            with m.If(wr(addr)):
+                m.d.sync += reg.eq(bus.w_data)
+        with m.If(wr(CORE_ADDR_TAB_GO)):
+            m.d.sync += [tab_valid.eq(1), tab_data.eq(bus.w_data)]
+        with m.Elif(core.tables.ready):
+            m.d.sync += tab_valid.eq(0)
+        tp = core.tables.payload
+        m.d.comb += [
+            core.start.eq(start), core.clear.eq(clear), core.steps.eq(steps),
+            core.tables.valid.eq(tab_valid), tp.target.eq(tab_sel[:3]),
+            tp.addr.eq(tab_sel[8:]), tp.data.eq(tab_data),
+            self.running.eq(core.busy), self.alarm.eq(core.alarm),
+        ]
+        wiring.connect(m, core.pix, wiring.flipped(self.pix))
+
+        # The selected counter (zero-extended to 64 bits).
+        values = [getattr(core.counters, n) for n in self.counter_names[:-2]] + \
+                 [core.cycles, core.busy_cycles]
+        selected = Signal(64)
+        with m.Switch(cnt_sel):
+            for i, v in enumerate(values):
+                with m.Case(i):
+                    m.d.comb += selected.eq(v)
+
+        # Read mux with the bus's latency 2: registered address, registered data.
+        addr_q = Signal(8)
+        m.d.sync += addr_q.eq(bus.addr)
+        with m.Switch(addr_q):
+            with m.Case(CORE_ADDR_STATUS):
+                m.d.sync += bus.r_data.eq(Cat(core.ready, core.busy, core.alarm,
+                                              Const(0, 13), core.noise_level))
+            with m.Case(CORE_ADDR_STEPS):
+                m.d.sync += bus.r_data.eq(steps)
+            with m.Case(CORE_ADDR_CNT_SEL):
+                m.d.sync += bus.r_data.eq(cnt_sel)
+            with m.Case(CORE_ADDR_CNT_LO):
+                m.d.sync += bus.r_data.eq(selected[:32])
+            with m.Case(CORE_ADDR_CNT_HI):
+                m.d.sync += bus.r_data.eq(selected[32:])
+            with m.Default():
+                m.d.sync += bus.r_data.eq(0)
+        return m
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,14 @@
 
 Usage::
 
-    python -m sim.synth --target ice40|ecp5 [--design trng|smoke] [--out build/synth]
+    python -m sim.synth --target ice40|ecp5 [--design trng|array|smoke|crossbar|core]
+                        [--program committed|small] [--out build/synth]
+
+``--design core`` is the diffusion core (``hw.core``) of ``--program`` (default: the committed
+checkpoint's) behind ``hw.platforms.CoreBoardDesign``; on ECP5 it is built for the ULX3S's
+LFE5U-85F (``hw.platforms.board_for``). Its memories are checked against the device's block RAM
+first (``hw.platforms.memory_fit``): the committed net on the iCE40 UP5K is refused before any
+tool runs, with the figures in the report.
 
 Wraps the design in :class:`hw.platforms.BoardTop` (SPI-to-CSR bridge, PLL, LEDs, a count and
 fold register per output stream), builds it with the YoWASP (WebAssembly) builds of Yosys and nextpnr through
@@ -12,7 +19,8 @@ the design as built (``design``: name, array size and readout chain, e.g. "trng 
 design's factory gets the target, so the TRNG is sized per FPGA, see
 ``hw.trng_top.build_top_for_target``), utilisation (LUTs, FFs, BRAMs, DSPs and what the device
 has), post-route Fmax against the clock
-constraint, run time, peak memory of the largest tool process, and tool versions. Build products
+constraint, run time (also per step: yosys, nextpnr, pack), peak memory of the largest tool
+process (also per step, sampled), and tool versions. Build products
 (logs included: ``<design>.rpt`` is the Yosys log, ``<design>.tim`` the nextpnr log) stay in
 ``<out>/<target>/build/``.
 
@@ -57,7 +65,21 @@ DESIGNS = {
     "array": "hw.trng_top:build_array_top_for_target",
     "smoke": "hw.platforms:build_smoke_design",
     "crossbar": "hw.crossbar_top:build_crossbar_for_target",
+    "core": "sim.synth:build_core_design",
 }
+
+# Programs the ``core`` design can be built with (``--program``): ``committed`` is the
+# committed checkpoint's (``HardwareProgram.from_checkpoint(default_checkpoint())``: 128 -> 256
+# -> 256 -> 64, 448 slots, T = 1000); ``small`` the shapes of tests/test_core.py's program (EpsMLP
+# 16 + 8 -> 32 SiLU -> 16 on 4 x 4 images, T = 24; untrained: the weights' values do not change
+# what the design needs). Only ``core`` takes a program.
+PROGRAMS = ("committed", "small")
+DEFAULT_PROGRAM = "committed"
+SMALL_PROGRAM_STEPS = 24     # T of the small program (tests/test_core.py)
+
+# The step tables a synthesised core boots with (any sampler/steps fits the same memories: they
+# are sized by T; the tables port loads others).
+CORE_BUILD_SAMPLER = "ddpm"
 
 TARGETS = ("ice40", "ecp5")
 
@@ -234,6 +256,8 @@ def report_markdown(rep: dict) -> str:
 
     def frac(k):
         a = rep.get(f"{k}_available")
+        if rep[k] is None:
+            return "not built" + (f" (available {a})" if a else "")
         return f"{rep[k]} / {a} ({100 * rep[k] / a:.1f} %)" if a else f"{rep[k]}"
     lines = [
         f"# Synthesis report: `{rep['design']}` on {rep['board']} ({rep['device']})", "",
@@ -255,6 +279,20 @@ def report_markdown(rep: dict) -> str:
         lines.append(f"| wall time | {rep['seconds']:.1f} s |")
     if rep.get("peak_rss_mb"):
         lines.append(f"| peak RSS (largest tool process) | {rep['peak_rss_mb']:.0f} MB |")
+    for step, sec in (rep.get("seconds_steps") or {}).items():
+        mb = (rep.get("peak_rss_mb_steps") or {}).get(step)
+        lines.append(f"| {step} | {sec:.1f} s" + (f", peak RSS {mb:.0f} MB" if mb else "")
+                     + " |")
+    mem = rep.get("memory")
+    if mem:
+        lines += ["", f"Memories of the design (before synthesis): {mem['memory_bits']:,} bit, "
+                      f"{mem['initialised_bits']:,} of them initialised; block RAM estimate "
+                      f"{mem['brams_estimate']} of {mem['brams_available']} "
+                      f"({mem['bram_bits_available']:,} bit"
+                      + (f", plus {mem['spram_bits_available']:,} bit SPRAM"
+                         if mem['spram_bits_available'] else "") + f"; {mem['source']})."]
+        if mem.get("reason"):
+            lines.append(f"Does not fit: {mem['reason']}.")
     if rep.get("tools"):
         lines += ["", "Tools: " + ", ".join(f"{k} {v}" for k, v in rep["tools"].items())]
     return "\n".join(lines) + "\n"
@@ -291,6 +329,8 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     """
     from model.blocks.config import ArrayConfig   # noqa: PLC0415
     from model.blocks.crossbar_config import EngineConfig   # noqa: PLC0415
+    if name == "core" and hasattr(component, "description"):
+        return component.description, None
     cfg = getattr(component, "cfg", None)
     if isinstance(cfg, EngineConfig):
         t = cfg.tile
@@ -314,9 +354,77 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     return text, array
 
 
+def core_program(program: str):
+    """The ``HardwareProgram`` named ``program`` (see ``PROGRAMS``)."""
+    from model.diffusion.hardware import HardwareProgram, default_checkpoint   # noqa: PLC0415
+    if program not in PROGRAMS:
+        raise SynthError(f"program = {program!r}: unknown (choose from: {', '.join(PROGRAMS)})")
+    if program == "committed":
+        return HardwareProgram.from_checkpoint(default_checkpoint())
+    import torch   # noqa: PLC0415
+    from model.diffusion.data import load_dataset   # noqa: PLC0415
+    from model.diffusion.nets import EpsMLP   # noqa: PLC0415
+    from model.diffusion.schedules import DDPMSchedule   # noqa: PLC0415
+    pooled = torch.nn.functional.avg_pool2d(load_dataset("digits", "train", 0).x, 2)
+    torch.manual_seed(1)
+    net = EpsMLP(16, SMALL_PROGRAM_STEPS, (32,), temb_dim=8, act="silu")
+    return HardwareProgram.from_checkpoint(net, DDPMSchedule.scaled(SMALL_PROGRAM_STEPS),
+                                           calib_seed=0, data=pooled, calib_n=256)
+
+
+def build_core_design(target: str, program: str = DEFAULT_PROGRAM):
+    """The design ``make synth DESIGN=core`` builds: :func:`hw.core.build_core` of ``program``
+    (``PROGRAMS``) behind :class:`hw.platforms.CoreBoardDesign`'s CSR bank. The TRNG array is
+    the target's (``hw.trng_top.target_array_config``: 8 x 8 on ECP5, 4 x 2 on iCE40, the
+    largest whose TRNG path fits the UP5K); emulator seed 0, chip 1."""
+    from hw.core import build_core   # noqa: PLC0415
+    from hw.platforms import CoreBoardDesign   # noqa: PLC0415
+    from hw.trng_top import target_array_config   # noqa: PLC0415
+    check_target(target)
+    prog = core_program(program)
+    array = target_array_config(target)
+    core = build_core(prog, CORE_BUILD_SAMPLER, None, seed=0, array=array)
+    img = core.image
+    t = img.engine_cfg.tile
+    slots = t.slots
+    text = (f"core ({program} program: dim {img.dim}, {img.n_layers} layers, {slots} slots of "
+            f"{t.rows}x{t.cols}, T = {img.temb_rows}; trng {array.rows}x{array.cols})")
+    return CoreBoardDesign(core, text)
+
+
 def report_stem(design: str) -> str:
     """File stem of a design's report: ``report`` for the TRNG path, ``report-<design>`` else."""
     return "report" if design == "trng" else f"report-{design}"
+
+
+def check_program(design: str, program: str | None) -> None:
+    """``program`` is None or one of ``PROGRAMS``, and only given for ``design="core"``."""
+    if program is None:
+        return
+    if design != "core":
+        raise SynthError(f"program = {program!r}: only the design 'core' takes a program "
+                         f"(design = {design!r})")
+    if program not in PROGRAMS:
+        raise SynthError(f"program = {program!r}: unknown (choose from: {', '.join(PROGRAMS)})")
+
+
+def default_command(target: str, design: str, out, program: str | None = None) -> str:
+    cmd = f"python -m sim.synth --target {target} --design {design} --out {out}"
+    return cmd + (f" --program {program}" if program else "")
+
+
+def preflight_report(*, target: str, design: str, device: str, board: str, fit: dict) -> dict:
+    """The report of a design rejected before any tool ran (``memory_fit`` says it cannot fit):
+    the report schema with no tool figures, ``stage: "preflight"`` and the memory figures."""
+    rep = {"schema": SCHEMA, "status": "failed", "stage": "preflight", "target": target,
+           "board": board, "device": device, "design": design}
+    for k in ("luts", "ffs", "brams", "dsps"):
+        rep[k] = None
+        rep[f"{k}_available"] = None
+    rep["brams_available"] = fit["brams_available"]
+    rep.update(fits=False, clock=None, fmax_mhz=None, constraint_mhz=None, timing_met=None,
+               clocks={}, errors=[f"not built: {fit['reason']}"], memory=fit)
+    return rep
 
 
 def check_target(target: str) -> str:
@@ -362,31 +470,69 @@ def tool_versions(target: str) -> dict[str, str]:
     return out
 
 
-class _Progress:
-    """Prints which step of the build script is running, by watching its output files."""
+def descendant_rss_mb(pid: int) -> float:
+    """Largest resident set (MB) among the processes below ``pid`` (Linux ``/proc``; 0 where
+    it cannot be read)."""
+    parents = {}
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (d / "stat").read_text()
+            parents[int(d.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    below, grew = {pid}, True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in below and child not in below:
+                below.add(child)
+                grew = True
+    best = 0.0
+    for q in below - {pid}:
+        try:
+            for ln in Path(f"/proc/{q}/status").read_text().splitlines():
+                if ln.startswith("VmRSS:"):
+                    best = max(best, int(ln.split()[1]) / 1024)
+        except (OSError, ValueError):
+            continue
+    return best
 
-    def __init__(self, build_dir: Path, name: str, target: str, log=print):
+
+class _Progress:
+    """Prints which step of the build script is running, by watching its output files, and
+    records each step's wall time (``seconds``) and the peak resident set of the processes
+    below this one while it ran (``peak_mb``, sampled every ``poll_s``)."""
+
+    def __init__(self, build_dir: Path, name: str, target: str, log=print, poll_s: float = 0.5):
         pack = "icepack" if target == "ice40" else "ecppack"
         self.steps = [
-            (build_dir / f"{name}.rpt", "yosys: synthesis"),
-            (build_dir / f"{name}.tim", f"nextpnr-{target}: place and route"),
+            (build_dir / f"{name}.rpt", "yosys", "yosys: synthesis"),
+            (build_dir / f"{name}.tim", "nextpnr", f"nextpnr-{target}: place and route"),
             (build_dir / (f"{name}.asc" if target == "ice40" else f"{name}.config"),
-             f"{pack}: bitstream"),
+             "pack", f"{pack}: bitstream"),
         ]
         self.log = log
+        self.poll_s = poll_s
         self.t0 = time.monotonic()
+        self.started = {}
+        self.seconds = {}
+        self.peak_mb = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        i = 0
-        while i < len(self.steps) and not self.stop.is_set():
-            path, what = self.steps[i]
-            if path.exists():
+        i, current = 0, None
+        while not self.stop.is_set():
+            while i < len(self.steps) and self.steps[i][0].exists():
+                _, key, what = self.steps[i]
                 self.log(f"[synth] {time.monotonic() - self.t0:6.1f} s  {what} ...")
+                self.started[key] = time.monotonic()
+                current = key
                 i += 1
-                continue
-            self.stop.wait(0.5)
+            if current is not None:
+                rss = descendant_rss_mb(os.getpid())
+                self.peak_mb[current] = max(self.peak_mb.get(current, 0.0), rss)
+            self.stop.wait(self.poll_s)
 
     def __enter__(self):
         self.thread.start()
@@ -395,23 +541,34 @@ class _Progress:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
+        t_end = time.monotonic()
+        keys = [k for _, k, _ in self.steps if k in self.started]
+        for k, nxt in zip(keys, keys[1:] + [None]):
+            self.seconds[k] = round((self.started[nxt] if nxt else t_end) - self.started[k], 1)
 
 
 def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build/synth", *,
-              log=print, command: str | None = None) -> dict:
+              program: str | None = None, log=print, command: str | None = None) -> dict:
     """Build ``design`` for ``target`` and write ``<out>/<target>/report.{json,md}``.
 
+    ``program`` (``PROGRAMS``, default ``DEFAULT_PROGRAM``) is for ``design="core"`` only. A
+    core whose initialised memories cannot fit the device's block RAM is rejected before any tool
+    runs (:func:`hw.platforms.memory_fit`): the report is still written (``status: "failed"``,
+    ``stage: "preflight"``, ``fits: false``, the memories and the reason) and
+    :class:`ToolFailed` is raised.
+
     Returns the report dict. Raises :class:`SynthError` on bad input, :class:`ToolFailed` when a
-    tool fails.
+    tool fails or the design cannot fit.
     """
     t_start = time.monotonic()
     check_target(target)
+    check_program(design, program)
     factory = resolve_design(design)
 
     from amaranth._toolchain import ToolNotFound   # noqa: PLC0415 (only needed here)
-    from hw.platforms import BOARDS, BoardTop
+    from hw.platforms import DEVICES, BoardTop, board_for, memory_fit
 
-    board = BOARDS[target]
+    board = board_for(target, design)
     out_dir = Path(out) / target
     # The TRNG path keeps the plain names; other designs get their own, so one target's reports
     # of several designs live side by side (report-crossbar.json next to report.json).
@@ -425,8 +582,29 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     name = design
 
     platform = board.platform()
-    component = factory(target)
+    if design == "core":
+        log(f"[synth] {target}: generating the core of the {program or DEFAULT_PROGRAM} program")
+        component = factory(target, program or DEFAULT_PROGRAM)
+    else:
+        component = factory(target)
     description, array = describe_design(design, component)
+    device = platform.device + (f"-{platform.package}" if getattr(platform, "package", None)
+                                else "")
+    fit = None
+    if design == "core":
+        fit = memory_fit(component, DEVICES[platform.device])
+        log(f"[synth] memories: {fit['memory_bits']:,} bit ({fit['initialised_bits']:,} "
+            f"initialised), ~{fit['brams_estimate']} of {fit['brams_available']} block RAMs")
+        if not fit["fits"]:
+            rep = preflight_report(target=target, design=description, device=device,
+                                   board=board.name, fit=fit)
+            rep.update(design_name=design, program=program or DEFAULT_PROGRAM,
+                       seconds=round(time.monotonic() - t_start, 2),
+                       command=command or default_command(target, design, out, program))
+            atomic_write_json(out_dir / f"{stem}.json", rep)
+            atomic_write_text(out_dir / f"{stem}.md", report_markdown(rep))
+            raise ToolFailed(f"{target}/{design}: does not fit {platform.device}, not built: "
+                             f"{fit['reason']}; report {out_dir / (stem + '.json')}")
     log(f"[synth] {target}: elaborating design {description!r} on {board.name}")
     top = BoardTop(component, board)
 
@@ -436,7 +614,7 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     rss0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t_build = time.monotonic()
     try:
-        with patched_environ(env), _Progress(build_dir, name, target, log):
+        with patched_environ(env), _Progress(build_dir, name, target, log) as progress:
             # --timing-allow-fail: a design that misses the constraint still gets placed, routed
             # and reported (timing_met=false) instead of nextpnr exiting with an error.
             # A design may ask for extra synthesis options per target (``synth_opts``, e.g.
@@ -458,8 +636,6 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     tim_path, rpt_path = build_dir / f"{name}.tim", build_dir / f"{name}.rpt"
     tim = tim_path.read_text(errors="replace") if tim_path.exists() else ""
     rpt = rpt_path.read_text(errors="replace") if rpt_path.exists() else ""
-    device = platform.device + (f"-{platform.package}" if getattr(platform, "package", None)
-                                else "")
     if failed is not None and not parse_utilisation(tim):
         raise ToolFailed(f"build failed (exit status {failed.returncode}); logs: {rpt_path}, "
                          f"{tim_path}")
@@ -468,6 +644,9 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
                       partial=failed is not None)
     rep["design_name"] = design
     rep["array"] = array
+    if design == "core":
+        rep["program"] = program or DEFAULT_PROGRAM
+        rep["memory"] = fit
     ecfg = getattr(component, "cfg", None)
     if hasattr(ecfg, "tile"):   # a layer engine: its configuration as built
         from dataclasses import asdict   # noqa: PLC0415
@@ -478,12 +657,15 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     # ru_maxrss of children is the largest single (grand)child process; it only grows, so it is
     # meaningful here when this build set a new maximum (always in a fresh process).
     rep["peak_rss_mb"] = round(rss1 / 1024, 1) if rss1 > rss0 else None
+    # Per step of the build script (yosys, nextpnr, pack): wall time from the appearance of its
+    # log/output file to the next step's, and the largest process's sampled peak RSS.
+    rep["seconds_steps"] = progress.seconds
+    rep["peak_rss_mb_steps"] = {k: round(v, 1) for k, v in progress.peak_mb.items()}
     tools = tool_versions(target)
     tools["yosys"] = parse_yosys_version(rpt)
     rep["tools"] = tools
     rep["yowasp_cache_dir"] = env["YOWASP_CACHE_DIR"]
-    rep["command"] = command or f"python -m sim.synth --target {target} --design {design} " \
-                                f"--out {out}"
+    rep["command"] = command or default_command(target, design, out, program)
     rep["build_dir"] = str(build_dir)
     atomic_write_json(out_dir / f"{stem}.json", rep)
     atomic_write_text(out_dir / f"{stem}.md", report_markdown(rep))
@@ -515,10 +697,13 @@ def main(argv=None) -> int:
     p.add_argument("--design", default="trng", help=f"one of: {', '.join(DESIGNS)} "
                                                     f"(default: trng)")
     p.add_argument("--out", default="build/synth", help="output root (default: build/synth)")
+    p.add_argument("--program", default=None,
+                   help=f"design core only: one of {', '.join(PROGRAMS)} (default: "
+                        f"{DEFAULT_PROGRAM})")
     args = p.parse_args(argv)
     cmd = "python -m sim.synth " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        run_synth(args.target, args.design, args.out, command=cmd)
+        run_synth(args.target, args.design, args.out, program=args.program, command=cmd)
     except SynthError as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         return 2
