@@ -15,12 +15,13 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-images explore
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-array explore
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
-	@echo "make sim     main job: cycle-accurate array run, plots and maps under build/sim/"
-	@echo "make sim-images  the diffusion core on Verilator: IMAGES, STEPS, SAMPLER=ddim|ddpm, WAVES=1 -> build/sim-core/"
+	@echo "make sim     main job: the diffusion core generates images on Verilator, bit-exact vs the golden model, FID, energy -> build/sim/"
+	@echo "             (IMAGES=16 STEPS=50 SAMPLER=ddpm|ddim DATASET=digits SEED=1 WAVES=1)"
+	@echo "make sim-array  the MTJ array path alone: calibration maps, hardware Gaussian noise -> build/sim-array/"
 	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar) -> build/synth/<target>/report*.json"
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
@@ -69,17 +70,19 @@ fashion-mnist:
 test: venv deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The main job: the diffusion core generating images cycle-accurately on Verilator, every image
+# checked bit-exact against the golden hardware mode; FID of the golden and software batches,
+# cycles, energy -> build/sim/report.{json,md}, grid.png (sim/core_run.py).
+IMAGES  ?= 16
+STEPS   ?= 50
+SAMPLER ?= ddpm
 sim: venv deps
-	$(BIN)/python -m sim.system --seed $(SEED)
-
-# The diffusion core generating images cycle-accurately on Verilator (issue 7; becomes `make sim`
-# once the core simulates fast enough): bit-exact against the golden hardware mode, FID, energy.
-IMAGES  ?= 4
-STEPS   ?= 2
-SAMPLER ?= ddim
-sim-images: venv deps
 	$(BIN)/python -m sim.core_run --images $(IMAGES) --steps $(STEPS) --sampler $(SAMPLER) \
-	  --seed $(SEED) $(if $(WAVES),--waves,)
+	  --dataset $(DATASET) --seed $(SEED) $(if $(WAVES),--waves,)
+
+# The MTJ array path alone (calibration maps, hardware Gaussian histograms) -> build/sim-array/.
+sim-array: venv deps
+	$(BIN)/python -m sim.system --seed $(SEED)
 
 synth: venv
 	$(BIN)/python -m sim.synth --target $(TARGET) --design $(DESIGN)

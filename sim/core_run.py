@@ -1,9 +1,10 @@
-"""``python -m sim.core_run``: the diffusion core generating images cycle-accurately on Verilator.
+"""``make sim`` (``python -m sim.core_run``): the diffusion core generating images cycle-accurately
+on Verilator -- the main job of the kit.
 
-The driver of the future ``make sim`` image run (issue 7):
-
-1. builds the core of the committed checkpoint (``default_checkpoint()``,
-   ``HardwareProgram.from_checkpoint``) with Verilator through ``sim/runner.py`` (cached);
+1. builds the core of the data set's checkpoint (digits: the committed ``default_checkpoint()``;
+   ``HardwareProgram.from_checkpoint``) with Verilator through ``sim/runner.py`` (cached); a
+   checkpoint that does not fit the core (too many crossbar slots, too wide) is refused with one
+   error line before anything runs;
 2. runs ``--images`` images of ``--sampler``/``--steps`` with the clock free-running: the bench
    of ``sim/cocotb_core.py`` wakes only on transactions (ready, noise FIFO level, start, pixel
    beats, done); this module's cocotb test runs that bench unchanged and beside it a watcher that
@@ -18,7 +19,10 @@ The driver of the future ``make sim`` image run (issue 7):
 6. reports energy per image (``model.energy.accounting.image_energy`` on the counts the RTL
    matched) and the MTJ source's energy per bit per area (``model.energy.trng`` FoM, docs/energy.md
    §4);
-7. writes ``<out>/report.json`` and ``<out>/grid.png`` (RTL, golden, software rows) atomically.
+7. converts cycles per image into images per second at the post-route Fmax of
+   ``make synth TARGET=ecp5 DESIGN=core`` when its report exists (else ``null`` with the reason);
+8. writes ``<out>/report.json``, ``<out>/report.md`` and ``<out>/grid.png`` (RTL, golden,
+   software rows) atomically (default ``build/sim/``) and prints the summary table.
 
 One Verilator build serves every sampler and step count: the core is built with the DDIM-1 step
 tables at reset (the build of ``tests/test_core_cocotb.py``, so a test run leaves it cached) and
@@ -45,6 +49,15 @@ import sim.cocotb_core as _bench
 from sim.runner import bench_params
 
 SAMPLERS = ("ddim", "ddpm")
+#: Data sets with an image checkpoint (``make train DATASET=...``); the core takes image nets only.
+DATASETS = ("digits", "fashion-mnist")
+#: Defaults of ``make sim`` (Makefile IMAGES/STEPS/SAMPLER): 16 images of ancestral DDPM on 50
+#: of the 1000 steps (2.05 M cycles each; full DDPM is 20x that). Measured on 2000 images, seed 1
+#: (FID, in-project features): DDPM-50 hardware mode + TRNG 23.6, float + software 26.9;
+#: DDIM-50 70.3 vs 29.7 -- the deterministic DDIM carries the 10-bit eps error (README).
+DEFAULT_IMAGES, DEFAULT_STEPS, DEFAULT_SAMPLER = 16, 50, "ddpm"
+#: The synthesis report whose Fmax converts cycles into images per second.
+SYNTH_REPORT = ("ecp5", "report-core.json")
 #: The reset tables of the build (the committed-net test's build: one cache for both).
 BUILD_SAMPLER, BUILD_STEPS = "ddim", 1
 BUILD_NAME = "core_full"
@@ -110,9 +123,13 @@ def _int_in(name: str, v: int, lo: int, hi: int) -> int:
 
 def _parse(argv) -> argparse.Namespace:
     p = _Parser(prog="python -m sim.core_run", description=__doc__.split("\n")[0])
-    p.add_argument("--images", type=int, default=4, help="images run on the RTL (default 4)")
-    p.add_argument("--steps", type=int, default=2, help="network evaluations (default 2)")
-    p.add_argument("--sampler", default="ddim", help="ddim (default) or ddpm")
+    p.add_argument("--images", type=int, default=DEFAULT_IMAGES,
+                   help=f"images run on the RTL (default {DEFAULT_IMAGES})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"network evaluations (default {DEFAULT_STEPS})")
+    p.add_argument("--sampler", default=DEFAULT_SAMPLER,
+                   help="ddpm (default; strided when steps < T) or ddim")
+    p.add_argument("--dataset", default="digits", help=f"one of {DATASETS} (default digits)")
     p.add_argument("--seed", type=int, default=1, help="TRNG emulator seed (default 1; another "
                    "seed is another Verilator build)")
     p.add_argument("--fid-n", type=int, default=2000,
@@ -120,11 +137,13 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--speed-cycles", type=int, default=0, help="after the images, run one more "
                    "image this many cycles with Python asleep (free-running cycles/s; default 0)")
     p.add_argument("--node-nm", type=int, default=45, help="energy-model node (default 45)")
-    p.add_argument("--out", default=None, help="default build/sim-core")
+    p.add_argument("--out", default=None, help="default build/sim")
     p.add_argument("--waves", action="store_true", help="write an FST of the run")
     a = p.parse_args(argv)
     if a.sampler not in SAMPLERS:
         raise _BadInput(f"--sampler = {a.sampler!r}: unknown, allowed {SAMPLERS}")
+    if a.dataset not in DATASETS:
+        raise _BadInput(f"--dataset = {a.dataset!r}: unknown, allowed {DATASETS}")
     _int_in("--images", a.images, 1, 10_000)
     _int_in("--seed", a.seed, 0, 2**32 - 1)
     _int_in("--fid-n", a.fid_n, 2, 1_000_000)
@@ -152,25 +171,65 @@ def core_bench_params(program, core, sampler: str, steps: int, golden) -> dict:
             "counters": {k: int(golden.counts_total[k]) for k in CORE_COUNTERS}}
 
 
-def _software(sampler, steps, n, seed, shape):
-    """The software float baseline: the float checkpoint, software noise; None for a strided
-    DDPM (the float sampler runs ancestral DDPM on all T steps only)."""
+def checkpoints(dataset: str) -> tuple[Path, Path]:
+    """(hardware checkpoint, float checkpoint) of ``dataset``: the committed ones for digits
+    (``default_checkpoint()``: the QAT net), else ``<dataset>-qat.pt`` (or ``<dataset>.pt``) and
+    ``<dataset>.pt`` from the committed directory or ``build/checkpoints`` (``make train``)."""
+    from model.diffusion.hardware import default_checkpoint
+    from model.diffusion.train import CHECKPOINT_DIR, DEFAULT_CHECKPOINT
+    from sim.meta import ROOT
+    if dataset == "digits":
+        return default_checkpoint(), DEFAULT_CHECKPOINT
+    dirs = (CHECKPOINT_DIR, ROOT / "build" / "checkpoints")
+
+    def find(stems):
+        return next((d / f"{s}.pt" for s in stems for d in dirs if (d / f"{s}.pt").is_file()),
+                    None)
+    hw, fl = find((f"{dataset}-qat", dataset)), find((dataset,))
+    if hw is None or fl is None:
+        raise _BadInput(f"--dataset = {dataset!r}: no trained checkpoint (looked for "
+                        f"{dataset}-qat.pt and {dataset}.pt in {', '.join(map(str, dirs))}); "
+                        f"run `make train DATASET={dataset}` first")
+    return hw, fl
+
+
+def _software(sampler, steps, n, seed, shape, ckpt):
+    """The software float baseline: the float checkpoint, software noise, the same sampler and
+    step count (strided DDPM on the same respaced grid as the hardware tables)."""
     import torch
 
     from model.diffusion.noise import make_noise
     from model.diffusion.samplers import sample
     from model.diffusion.schedules import DDPMSchedule
-    from model.diffusion.train import DEFAULT_CHECKPOINT, load_checkpoint
-    net, meta = load_checkpoint(DEFAULT_CHECKPOINT)
+    from model.diffusion.train import load_checkpoint
+    net, meta = load_checkpoint(ckpt)
     sched = DDPMSchedule(**meta["schedule"])
-    if sampler == "ddpm" and steps != sched.steps:
-        return None, DEFAULT_CHECKPOINT
     with torch.no_grad():
-        x = sample(sampler, net, sched, make_noise("software", seed), n,
-                   steps=None if sampler == "ddpm" else steps, progress=False)
+        x = sample(sampler, net, sched, make_noise("software", seed), n, steps=steps,
+                   progress=False)
     # Clipped to [-1, 1] as the hardware mode's images are (HWSamples.images), so that both FIDs
     # see one range (a DDIM-1 float sample leaves it far).
-    return x.detach().float().clamp(-1.0, 1.0).reshape(n, *shape), DEFAULT_CHECKPOINT
+    return x.detach().float().clamp(-1.0, 1.0).reshape(n, *shape), ckpt
+
+
+def fmax_images_per_s(cycles_per_image: float, root: Path) -> dict:
+    """Images per second at the post-route Fmax of ``make synth TARGET=ecp5 DESIGN=core``
+    (``build/synth/ecp5/report-core.json``), or ``value: None`` with the reason."""
+    path = root / "build" / "synth" / SYNTH_REPORT[0] / SYNTH_REPORT[1]
+    d = {"value": None, "unit": "images/s", "source": str(path.relative_to(root))}
+    try:
+        rep = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        d["reason"] = (f"no synthesis report ({type(e).__name__}); run `make synth TARGET=ecp5 "
+                       f"DESIGN=core` first")
+        return d
+    f = rep.get("fmax_mhz")
+    if not isinstance(f, (int, float)) or f <= 0:
+        d["reason"] = f"the synthesis report has no post-route Fmax (status {rep.get('status')!r})"
+        return d
+    d.update(value=f * 1e6 / cycles_per_image, fmax_mhz=f, device=rep.get("device"),
+             definition=f"Fmax {f:.4g} MHz / {cycles_per_image:.6g} cycles per image")
+    return d
 
 
 def _say(msg: str) -> None:
@@ -215,7 +274,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
 
     from hw.core import CORE_COUNTERS, build_core
     from model.diffusion.data import load_dataset
-    from model.diffusion.hardware import HardwareProgram, default_checkpoint, hw_sample
+    from model.diffusion.hardware import HardwareProgram, hw_sample
     from model.diffusion.metrics import FIDReference, feature_net
     from model.energy import accounting, trng
     from model.io import atomic_write_json
@@ -223,9 +282,13 @@ def run(a: argparse.Namespace, command: str) -> dict:
     from sim.runner import BUILD, run_cocotb
 
     torch.set_num_threads(1)
-    out = Path(a.out) if a.out else ROOT / "build" / "sim-core"
-    ckpt = default_checkpoint()
-    program = HardwareProgram.from_checkpoint(ckpt)
+    out = Path(a.out) if a.out else ROOT / "build" / "sim"
+    ckpt, float_ckpt = checkpoints(a.dataset)
+    try:
+        program = HardwareProgram.from_checkpoint(ckpt)
+    except ValueError as e:
+        raise _BadInput(f"--dataset = {a.dataset!r}: checkpoint {ckpt.name} does not fit the "
+                        f"hardware program: {e}") from e
     try:
         program.tables(a.sampler, a.steps)
     except ValueError as e:
@@ -233,9 +296,14 @@ def run(a: argparse.Namespace, command: str) -> dict:
     n, shape = a.images, tuple(program.image_shape)
 
     t = time.perf_counter()
-    _say(f"golden hw_sample of {n} images, core generation")
+    _say(f"core generation ({a.dataset}, {ckpt.name})")
+    try:
+        core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=a.seed)
+    except ValueError as e:
+        raise _BadInput(f"--dataset = {a.dataset!r}: checkpoint {ckpt.name} does not fit the "
+                        f"core: {e}") from e
+    _say(f"golden hw_sample of {n} images")
     golden = hw_sample(program, "trng", n, a.steps, a.sampler, a.seed)
-    core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=a.seed)
     params = core_bench_params(program, core, a.sampler, a.steps, golden)
     run_dir = BUILD / "cocotb" / RUN_NAME
     bench_out, rtl_out = run_dir / "bench.json", run_dir / "rtl_pixels.json"
@@ -261,12 +329,12 @@ def run(a: argparse.Namespace, command: str) -> dict:
 
     # FID of the golden hardware mode and of the software baseline, on one real reference.
     _say(f"FID batches of {a.fid_n} images: golden hardware mode and software float")
-    real = load_dataset("digits", "train").x
-    fid_ref = FIDReference(real, feature_net("digits", progress=False))
+    real = load_dataset(a.dataset, "train").x
+    fid_ref = FIDReference(real, feature_net(a.dataset, progress=False))
     hw_big = hw_sample(program, "trng", a.fid_n, a.steps, a.sampler, a.seed)
     fid_hw = fid_ref.score(hw_big.images.reshape(a.fid_n, *real.shape[1:]))
-    sw, sw_ckpt = _software(a.sampler, a.steps, a.fid_n, a.seed, real.shape[1:])
-    fid_sw = None if sw is None else fid_ref.score(sw)
+    sw, sw_ckpt = _software(a.sampler, a.steps, a.fid_n, a.seed, real.shape[1:], float_ckpt)
+    fid_sw = fid_ref.score(sw)
 
     e = accounting.image_energy(program=program, sampler=a.sampler, steps=a.steps,
                                 node_nm=a.node_nm)
@@ -286,15 +354,13 @@ def run(a: argparse.Namespace, command: str) -> dict:
         "total_cycles": bench["total_cycles"],
         "fid_hw": fid_hw,
         "fid_sw": fid_sw,
-        "fid": {"n": a.fid_n, "real": f"digits train split ({len(real)} images)",
-                "features": "model.diffusion.metrics.feature_net('digits')",
+        "fid": {"n": a.fid_n, "real": f"{a.dataset} train split ({len(real)} images)",
+                "features": f"model.diffusion.metrics.feature_net({a.dataset!r})",
                 "hw": f"hw_sample(program, 'trng', {a.fid_n}, {a.steps}, {a.sampler!r}, "
                       f"seed={a.seed})",
-                "sw": None if sw is None else
-                f"samplers.sample({a.sampler!r}) on {Path(sw_ckpt).name} (float), software "
-                f"noise seed {a.seed}, clipped to [-1, 1]",
-                "sw_missing_reason": None if sw is not None else
-                "the float DDPM sampler runs all T steps only; strided DDPM is hardware-mode"},
+                "sw": f"samplers.sample({a.sampler!r}, steps={a.steps}) on "
+                      f"{Path(sw_ckpt).name} (float), software noise seed {a.seed}, clipped "
+                      f"to [-1, 1]"},
         "energy_per_image_j": e["per_image_J"],
         "energy_per_image_definition": f"HardwareProgram.counts({a.sampler!r}, {a.steps}) (= the "
                                        f"RTL's counters / images) x per-op energies, "
@@ -304,8 +370,9 @@ def run(a: argparse.Namespace, command: str) -> dict:
                                     "definition": "MTJ TRNG source: energy per conditioned bit x "
                                     "source area, FoM = E_bit x A_source (docs/energy.md §4, "
                                     "model/energy/trng.py); " + fom["definition"]},
+        "images_per_s_at_fmax": fmax_images_per_s(float(np.mean(cpi)), ROOT),
         "counters_per_image": {k: int(v) for k, v in golden.counts.items()},
-        "sampler": a.sampler, "steps": a.steps, "seed": a.seed,
+        "dataset": a.dataset, "sampler": a.sampler, "steps": a.steps, "seed": a.seed,
         "checkpoint": str(Path(ckpt).relative_to(ROOT)) if Path(ckpt).is_relative_to(ROOT)
         else str(ckpt),
         "wall_s": {"simulation": wall_sim, "total": time.perf_counter() - t},
@@ -316,10 +383,12 @@ def run(a: argparse.Namespace, command: str) -> dict:
     k = min(n, GRID_MAX)
     rows = [("RTL", rtl[:k].reshape(k, *shape[-2:])),
             ("golden", want[:k].reshape(k, *shape[-2:]))]
-    if sw is not None:
-        rows.append(("software", _to_u8(sw[:k]).reshape(k, *shape[-2:])))
-    _grid(out / "grid.png", rows, f"{a.sampler}-{a.steps}, seed {a.seed}\nRTL (Verilator), "
-          f"golden hw_sample, software float")
+    rows.append(("software", _to_u8(sw[:k]).reshape(k, *shape[-2:])))
+    _grid(out / "grid.png", rows, f"{a.dataset}, {a.sampler}-{a.steps}, seed {a.seed}\nRTL "
+          f"(Verilator), golden hw_sample, software float")
+    from model.io import atomic_write_text
+    atomic_write_text(out / "report.md", f"# make sim\n\n`{command}`\n\n```\n"
+                      f"{_summary(report, out)}\n```\n\n![grid](grid.png)\n")
     atomic_write_json(out / "report.json", report)
     return report
 
@@ -327,11 +396,16 @@ def run(a: argparse.Namespace, command: str) -> dict:
 def _summary(r: dict, out: Path) -> str:
     def f(v, fmt):
         return "–" if v is None else format(v, fmt)
-    rows = [("images (RTL)", str(r["images"])),
+    ips = r.get("images_per_s_at_fmax") or {}
+    rows = [("run", f"{r.get('dataset', 'digits')}, {r['sampler']}-{r['steps']}, seed {r['seed']}"),
+            ("images (RTL)", str(r["images"])),
             ("bit-exact with hw_sample", str(r["bit_exact"])),
             ("counters = counts x N", str(r["counters_match"])),
             ("cycles per image", f(r["cycles_per_image"], ".0f")),
             ("simulated cycles/s", f(r["sim_cycles_per_s"], ".3g")),
+            ("images/s at Fmax", f(ips.get("value"), ".4g") + (
+                f" (ECP5 {ips['fmax_mhz']:.4g} MHz)" if ips.get("value") is not None
+                else " (no make synth TARGET=ecp5 DESIGN=core report)")),
             (f"FID hw (n={r['fid']['n']})", f(r["fid_hw"], ".3f")),
             (f"FID sw (n={r['fid']['n']})", f(r["fid_sw"], ".3f")),
             ("energy per image", f(r["energy_per_image_j"], ".4g") + " J"),
@@ -357,7 +431,7 @@ def main(argv=None) -> int:
     except SimulationFailed as e:
         print(f"error: the RTL run failed (no report written): {e}", file=sys.stderr)
         return 1
-    print(_summary(r, Path(a.out) if a.out else ROOT / "build" / "sim-core"))
+    print(_summary(r, Path(a.out) if a.out else ROOT / "build" / "sim"))
     return 0 if r["bit_exact"] and r["counters_match"] else 1
 
 

@@ -1,11 +1,11 @@
-"""`make sim`: the main job (for now, the MTJ array path).
+"""`make sim-array`: the MTJ array path alone (before issue 7 this was `make sim`).
 
 1. Writes the device model's P(V) plots.
 2. Builds the TRNG top (controller + calibration + emulator whose cells carry the device model's
    device-to-device spread) with Verilator and runs it cycle-accurately for ``--windows``
    calibration windows, every raw word and the final per-cell state checked against the twins.
 3. Writes the calibrated code map, the per-cell bias histogram before and after calibration, the
-   convergence curve, and ``report.json`` / ``report.md`` under ``build/sim/``.
+   convergence curve, and ``report.json`` / ``report.md`` under ``build/sim-array/`` (``make sim-array``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from sim.meta import ROOT, provenance
 
-OUT = ROOT / "build" / "sim"
+OUT = ROOT / "build" / "sim-array"
 
 
 def gaussian_run(out: Path, seed: int, cbd_samples: int, sum12_samples: int,

@@ -32,6 +32,7 @@ def _run(args, tmp_path):
     (["--fid-n", "1"], "--fid-n = 1"),
     (["--seed", "-3"], "--seed = -3"),
     (["--images", "two"], "--images"),
+    (["--dataset", "ring"], "--dataset = 'ring'"),
 ])
 def test_bad_arguments(args, needle, tmp_path):
     r, out = _run(args, tmp_path)
@@ -39,6 +40,32 @@ def test_bad_arguments(args, needle, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
     assert not out.exists(), "a rejected run wrote output"
+
+
+def test_missing_checkpoint_is_one_error(tmp_path, monkeypatch):
+    """A data set without a trained checkpoint: one error naming it and the make target."""
+    import sim.core_run as cr
+    monkeypatch.setattr("model.diffusion.train.CHECKPOINT_DIR", tmp_path / "none")
+    monkeypatch.setattr("sim.meta.ROOT", tmp_path)
+    with pytest.raises(cr._BadInput, match=r"--dataset = 'fashion-mnist'.*make train "
+                                            r"DATASET=fashion-mnist"):
+        cr.checkpoints("fashion-mnist")
+    hw, fl = cr.checkpoints("digits")
+    assert hw.is_file() and fl.is_file()
+
+
+def test_fmax_images_per_s(tmp_path):
+    """Images per second at Fmax: the report's Fmax over the cycles; no report -> None + reason."""
+    import sim.core_run as cr
+    d = cr.fmax_images_per_s(2_000_000, tmp_path)
+    assert d["value"] is None and "make synth TARGET=ecp5 DESIGN=core" in d["reason"]
+    p = tmp_path / "build" / "synth" / "ecp5" / "report-core.json"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"fmax_mhz": 50.0, "device": "LFE5U-85F", "status": "ok"}))
+    d = cr.fmax_images_per_s(2_000_000, tmp_path)
+    assert d["value"] == pytest.approx(25.0) and d["fmax_mhz"] == 50.0
+    p.write_text(json.dumps({"fmax_mhz": None, "status": "failed"}))
+    assert cr.fmax_images_per_s(2_000_000, tmp_path)["value"] is None
 
 
 @pytest.mark.cocotb
@@ -55,5 +82,6 @@ def test_one_image_ddim1(tmp_path):
     assert rep["fid_hw"] >= 0 and rep["fid_sw"] >= 0 and rep["fid"]["n"] == 64
     assert rep["cycles_per_image"] > 0 and rep["sim_cycles_per_s"] > 0
     assert rep["meta"]["provenance"]["seed"] == 1
-    assert (out / "grid.png").stat().st_size > 0
+    assert (out / "grid.png").stat().st_size > 0 and (out / "report.md").stat().st_size > 0
+    assert rep["dataset"] == "digits" and set(rep["images_per_s_at_fmax"]) >= {"value", "unit"}
     assert "bit-exact with hw_sample  True" in r.stdout

@@ -187,21 +187,38 @@ def _sample_shape(model, options, owner) -> tuple[int, ...]:
 
 
 def _ddpm(ev, sched, noise, n, shape, steps, progress, options):
+    """Ancestral DDPM: all T steps of the schedule, or ``steps`` < T on the respaced grid of
+    :meth:`DDPMSchedule.ddim_timesteps` (the ancestral step from t to the next grid point s:
+    ``a = ᾱ_t/ᾱ_s``, ``c1 = 1/√a``, ``c2 = (1 − a)/√(1 − ᾱ_t)``,
+    ``σ² = (1 − a)(1 − ᾱ_s)/(1 − ᾱ_t)``; the hardware mode's strided DDPM tables,
+    ``model.diffusion.hardware.float_coefficients``, use the same formulas)."""
     if options:
         raise ValueError(f"sample('ddpm'): unknown options {sorted(options)}: ddpm takes none")
     T = int(sched.steps)
-    if steps is not None and steps != T:
-        raise ValueError(f"sample('ddpm'): steps = {steps}: ancestral DDPM runs all "
-                         f"{T} steps of its schedule (pass steps=None, or use 'ddim' for fewer)")
-    c1, c2, sg = (torch.as_tensor(v, dtype=torch.float64) for v in (sched.c1, sched.c2,
-                                                                       sched.sigma))
+    if steps is None or steps == T:
+        ts = list(range(T - 1, -1, -1))
+        c1, c2, sg = (torch.as_tensor(v, dtype=torch.float64)[ts].tolist()
+                      for v in (sched.c1, sched.c2, sched.sigma))
+    elif 1 <= steps < T:
+        ts = [int(t) for t in sched.ddim_timesteps(steps)]
+        ab = torch.as_tensor(sched.alpha_bar, dtype=torch.float64).tolist()
+        c1, c2, sg = [], [], []
+        for i, t in enumerate(ts):
+            a_s = ab[ts[i + 1]] if i + 1 < len(ts) else 1.0
+            a = ab[t] / a_s
+            c1.append(1.0 / math.sqrt(a))
+            c2.append((1.0 - a) / math.sqrt(1.0 - ab[t]))
+            sg.append(math.sqrt(max(0.0, (1.0 - a) * (1.0 - a_s) / (1.0 - ab[t]))))
+    else:
+        raise ValueError(f"sample('ddpm'): steps = {steps}: out of range, allowed [1, {T}] "
+                         f"(the schedule's T)")
     x = noise.normal((n,) + shape)
-    with _progress(T, "ddpm", progress) as bar:
-        for t in range(T - 1, -1, -1):
+    with _progress(len(ts), "ddpm", progress) as bar:
+        for i, t in enumerate(ts):
             eps = ev(x, t)
-            x = float(c1[t]) * (x - float(c2[t]) * eps)
-            if t > 0:
-                x = x + float(sg[t]) * noise.normal((n,) + shape)
+            x = c1[i] * (x - c2[i] * eps)
+            if i + 1 < len(ts):             # no noise after the last step (t = 0 on the grid)
+                x = x + sg[i] * noise.normal((n,) + shape)
             bar.update()
     return x
 
