@@ -356,23 +356,20 @@ def _sampler(root: Path, data: dict) -> dict:
     return {"backend": data.get("backend"), "rows": rows, "goals": data.get("goals", [])}
 
 
+#: Figures kept from ``make sim``'s report (sim/core_run.py: the diffusion core's image run).
+SIM_KEYS = ("dataset", "sampler", "steps", "images", "bit_exact", "counters_match",
+            "cycles_per_image", "sim_cycles_per_s", "fid_hw", "fid_sw", "energy_per_image_j")
+
+
 def _sim(root: Path, data: dict) -> dict:
-    keep = {k: data[k] for k in ("design", "words_checked_bit_exact", "raw_bits", "cycles",
-                                 "verilator_cycles_per_s") if k in data}
-    cal = data.get("calibration", {})
-    keep["calibration"] = {k: cal[k] for k in ("tolerance_p", "converged_after_windows",
-                                               "final_max_abs_p_minus_half", "alarms")
-                           if k in cal}
-    gauss = {}
-    for mode, g in (data.get("gaussian") or {}).items():
-        if isinstance(g, dict):
-            gauss[mode] = {k: g[k] for k in ("samples_bit_exact", "mean", "variance",
-                                             "exact_mean", "exact_variance") if k in g}
-            chi = g.get("chi_square_vs_exact_pmf")
-            if isinstance(chi, dict) and "p_value" in chi:
-                gauss[mode]["chi_square_p"] = chi["p_value"]
-    keep["gaussian"] = gauss
-    return {"figures": flatten_numbers(keep), "design": data.get("design")}
+    keep = {k: data[k] for k in SIM_KEYS if k in data}
+    for k in ("energy_per_bit_per_area", "images_per_s_at_fmax"):
+        v = data.get(k)
+        if isinstance(v, dict) and v.get("value") is not None:
+            keep[k] = v["value"]
+    if isinstance(data.get("fid"), dict):
+        keep["fid_n"] = data["fid"].get("n")
+    return {"figures": flatten_numbers(keep), "dataset": data.get("dataset")}
 
 
 def _generic(root: Path, data: dict) -> dict:

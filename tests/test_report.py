@@ -391,3 +391,21 @@ def test_out_is_a_file(tmp_path, capsys):
     f.write_text("keep")
     assert R.main(["--out", str(f), "--inputs", str(tmp_path)]) == 2
     assert "--out" in capsys.readouterr().err and f.read_text() == "keep"
+
+
+def test_sim_input_figures(tmp_path, inputs):
+    """make sim's report (the diffusion core's image run): its key figures reach report.json."""
+    (inputs / "sim").mkdir()
+    (inputs / "sim" / "report.json").write_text(json.dumps({
+        "images": 16, "bit_exact": True, "counters_match": True, "cycles_per_image": 2.05e6,
+        "sim_cycles_per_s": 7.5e5, "fid_hw": 23.6, "fid_sw": 26.9, "fid": {"n": 2000},
+        "energy_per_image_j": 2.7e-6, "dataset": "digits", "sampler": "ddpm", "steps": 50,
+        "energy_per_bit_per_area": {"value": 3.8e-11, "unit": "J·µm²/bit", "definition": "d"},
+        "images_per_s_at_fmax": {"value": None, "unit": "images/s", "reason": "no synth"}}))
+    out, _ = _build(tmp_path, inputs)
+    js = json.loads((out / "report.json").read_text())
+    assert js["sections"]["inputs.sim"]["found"]
+    f = js["inputs"]["sim"]["figures"]
+    assert f["fid_hw"] == 23.6 and f["bit_exact"] is True and f["steps"] == 50
+    assert f["energy_per_bit_per_area"] == 3.8e-11 and f["fid_n"] == 2000
+    assert "images_per_s_at_fmax" not in f
