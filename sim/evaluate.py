@@ -452,7 +452,16 @@ class RealBackend:
         except ImportError as e:
             raise EvaluateError(f"the sampler modules are not available ({e}); use --standin "
                                 f"to test this driver") from e
-        self._checkpoint(row.dataset, row.sampler, row.compute)
+        path, _, _ = self._checkpoint(row.dataset, row.sampler, row.compute)
+        if row.compute == "hardware":
+            # The hardware program (engine sizes, formats) is built before any sampling, so a
+            # net that does not fit the engine fails here, not after the other rows' runs.
+            try:
+                self._program(row)
+            except ValueError as e:
+                raise EvaluateError(f"{row.dataset}: checkpoint {_rel(path)} does not fit the "
+                                    f"hardware mode ({e}); use --compute float,digital for "
+                                    f"this data set") from e
 
     @staticmethod
     def _process(meta):

@@ -334,6 +334,26 @@ def test_evaluate_missing_checkpoint_or_failure_writes_nothing(tmp_path, capsys,
     assert not out.exists()
 
 
+def test_evaluate_hardware_program_that_does_not_fit_fails_first(tmp_path, capsys, monkeypatch):
+    """A checkpoint whose hardware program does not fit the engine (the fashion-mnist MLP needs
+    10,624 tile slots > 4,096) stops the run before any sampling, with one error, no output."""
+    from sim import evaluate as E
+
+    def too_big(self, row):
+        raise ValueError("TileConfig.slots = 10624: out of range, allowed [1, 4096]")
+
+    def never(self, *a, **k):
+        raise AssertionError("sampled before the program check")
+    monkeypatch.setattr(E.RealBackend, "_program", too_big)
+    monkeypatch.setattr(E.RealBackend, "generate", never)
+    out = tmp_path / "sampler"
+    assert _evaluate(["--datasets", "digits", "--compute", "float,hardware", "--noise", "lfsr",
+                      "--samples", "16", "--seeds", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the hardware mode" in err and "10624" in err and "--compute" in err
+    assert not out.exists()
+
+
 def test_evaluate_real_backend_small(tmp_path, monkeypatch):
     """The real wiring: the committed digits checkpoint (DDIM, 10 steps) in digital and
     hardware compute, and an untrained ring score net in digital and analog compute; LFSR noise
