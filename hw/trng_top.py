@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 from model.blocks import csr as regs
 from model.blocks.config import (ArrayConfig, ConditionerConfig, EmulatorConfig, GaussConfig,
                                  HealthConfig)
-from hw.array_port import raw_word_layout
+from hw.array_port import ArrayPortSignature, raw_word_layout
 from hw.csr import CSRBusSignature
 from hw.emulator import MTJArrayEmulator
 from hw.mtj_array import MTJArrayController
@@ -41,22 +41,37 @@ class ReadoutConfig:
         return cls(HealthConfig(array), ConditionerConfig(array), GaussConfig())
 
 
+#: Values of ``MTJTRNGTop(array=...)``: the emulator inside, or the array port brought out.
+ARRAY_MODES = ("emulator", "external")
+
+
 class MTJTRNGTop(wiring.Component):
     """Controller, per-cell calibration and the synthesizable array emulator behind one CSR bus.
 
     Parameters
     ----------
     emu_cfg : EmulatorConfig
-        Emulator parameters; ``emu_cfg.array`` sizes the array and the controller.
+        Emulator parameters; ``emu_cfg.array`` sizes the array and the controller. With
+        ``array="external"`` only ``emu_cfg.array`` and ``emu_cfg.seed`` (the ``SEED``
+        register's reset value) are used.
     readout : ReadoutConfig or None
         With a readout, the raw words go through HealthMonitor -> Conditioner -> BitPacker and the
         packed words either feed the GaussianGenerator (``gauss``) or leave on ``words``
         (GAUSS.words_out). Without, the raw words leave on ``raw``.
+    array : str
+        ``"emulator"`` (default): the emulator plays the array inside the design.
+        ``"external"``: no emulator; the controller's array port is the member ``array`` and a
+        test bench (``sim/device_array.py``) or a real array drives ``bits`` and ``ready``
+        (docs/mtj-array.md, "External array"). ``CTRL.reseed`` then does nothing,
+        ``CELL_OFFSET`` reads 0 and ignores writes, ``STATUS.array_ready`` is ``array.ready``.
 
     Members
     -------
     csr : ``In(CSRBusSignature())``
         Register bus (read latency 2 cycles).
+    array : ``Out(ArrayPortSignature(cfg))`` (``array="external"`` only)
+        The array port, from the controller's side: ``row``, ``reset``, ``pulse``, ``amp``,
+        ``sense`` out; ``bits``, ``ready`` in.
     raw : ``Out(stream.Signature(raw_word_layout(cfg)))`` (no readout)
         Raw sensed row words, in sensing order.
     words : ``Out(stream.Signature(word_bits))`` (readout)
@@ -67,7 +82,10 @@ class MTJTRNGTop(wiring.Component):
     Back-pressure on any output holds the controller between rows; no word is lost or repeated.
     """
 
-    def __init__(self, emu_cfg: EmulatorConfig, readout: ReadoutConfig | None = None):
+    def __init__(self, emu_cfg: EmulatorConfig, readout: ReadoutConfig | None = None,
+                 array: str = "emulator"):
+        if not isinstance(array, str) or array not in ARRAY_MODES:
+            raise ValueError(f"array = {array!r}: allowed {', '.join(map(repr, ARRAY_MODES))}")
         if not isinstance(emu_cfg, EmulatorConfig):
             raise ValueError(f"emu_cfg = {emu_cfg!r}: must be an EmulatorConfig")
         if readout is not None:
@@ -78,7 +96,10 @@ class MTJTRNGTop(wiring.Component):
         self.emu_cfg = emu_cfg
         self.cfg = emu_cfg.array
         self.readout = readout
+        self.array_mode = array
         members = {"csr": In(CSRBusSignature())}
+        if array == "external":
+            members["array"] = Out(ArrayPortSignature(self.cfg))
         if readout is None:
             members["raw"] = Out(stream.Signature(raw_word_layout(self.cfg)))
         else:
@@ -90,8 +111,14 @@ class MTJTRNGTop(wiring.Component):
         m = Module()
         cfg, ecfg = self.cfg, self.emu_cfg
         m.submodules.ctrl = ctrl = MTJArrayController(cfg)
-        m.submodules.emu = emu = MTJArrayEmulator(ecfg)
-        wiring.connect(m, ctrl.port, emu.port)
+        if self.array_mode == "emulator":
+            m.submodules.emu = emu = MTJArrayEmulator(ecfg)
+            wiring.connect(m, ctrl.port, emu.port)
+            array_ready = emu.port.ready
+        else:
+            emu = None
+            wiring.connect(m, ctrl.port, wiring.flipped(self.array))
+            array_ready = self.array.ready
         if self.readout is None:
             wiring.connect(m, ctrl.raw, wiring.flipped(self.raw))
         else:
@@ -194,12 +221,15 @@ class MTJTRNGTop(wiring.Component):
             ctrl.cal_enable.eq(cal_enable),
             ctrl.clear_alarms.eq(clear_alarms),
             ctrl.cell_sel.eq(cell_sel),
-            emu.seed.eq(seed),
-            emu.reseed.eq(reseed),
-            emu.offset_sel.eq(cell_sel),
-            emu.offset_wdata.eq(bus.w_data[:ecfg.offset_width]),
-            emu.offset_we.eq(hit("CELL_OFFSET")),
         ]
+        if emu is not None:
+            m.d.comb += [
+                emu.seed.eq(seed),
+                emu.reseed.eq(reseed),
+                emu.offset_sel.eq(cell_sel),
+                emu.offset_wdata.eq(bus.w_data[:ecfg.offset_width]),
+                emu.offset_we.eq(hit("CELL_OFFSET")),
+            ]
 
         # Reads: latency 2 (hw.csr.CSR_READ_LATENCY). The first cycle registers a one-hot
         # decode of the address; the second ORs the selected values into r_data. A case
@@ -210,12 +240,12 @@ class MTJTRNGTop(wiring.Component):
             "ID": C(regs.ID_VALUE, 32),
             "GEOMETRY": C(cfg.rows | (cfg.cols << 16), 32),
             "CTRL": (enable << ctrl_f["enable"].lsb) | (cal_enable << ctrl_f["cal_enable"].lsb),
-            "STATUS": Cat(ctrl.running, emu.port.ready, ctrl.alarm_any),
+            "STATUS": Cat(ctrl.running, array_ready, ctrl.alarm_any),
             "SEED": seed,
             "CELL_SEL": cell_sel,
             "CELL_CODE": ctrl.cell_code,
             "CELL_ALARM": ctrl.cell_alarm,
-            "CELL_OFFSET": emu.offset_rdata.as_signed(),
+            "CELL_OFFSET": C(0, 32) if emu is None else emu.offset_rdata.as_signed(),
             "ROWS_SENSED": ctrl.rows_sensed,
             "CYCLES": cycles,
             "CELL_HEALTH": health_status,

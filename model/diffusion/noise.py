@@ -658,6 +658,60 @@ class MTJNoise(CBDNoise):
 
 
 # ------------------------------------------------------------------------------------------------
+class DeviceNoise(CBDNoise):
+    """The TRNG readout chain's Gaussian integers with the VCMA-MTJ device model as the array:
+    the golden twin of ``make sim ARRAY=device`` (physics in the loop).
+
+    The RTL is ``hw.trng_top.MTJTRNGTop(..., array="external")`` whose array port the test bench
+    plays with the device model (``sim/device_array.py``); the numbers here are that run's
+    ``gauss`` stream, integer for integer: :class:`model.blocks.device_path.DevicePath`
+    (device model -> controller twin with calibration -> health -> conditioner -> packer ->
+    Gaussian generator, row by row), times ``2**-frac_bits``.
+
+    Not a name of :data:`NOISE_SOURCES` (``make_noise`` does not make it): pass the object to
+    ``hw_sample`` (it has ``codes(n)``). Per-row Python: some 10^3 samples per second, for the
+    physics-in-the-loop run, not for long sampling.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the device model (:class:`model.devices.mtj.MTJArrayDevice`: per-cell variation
+        draw, then every reset, switching, sense and drift event), [0, 2**32 − 1].
+    array : ArrayConfig, optional
+        Default ``ArrayConfig()`` (8 × 8).
+    health_cfg, cond_cfg, gauss_cfg, cond_mode, cond_k, gauss_mode, cal_enable :
+        As :class:`model.blocks.device_path.DevicePath` (defaults: the registers' reset values,
+        XOR fold k = 2, CBD, calibration on).
+    **port_options :
+        ``params``, ``variation``, ``dac``, ``t_pulse_ns``, ``drift_every_rows`` of
+        :class:`model.blocks.device_path.DevicePort`.
+    """
+
+    name = "device"
+
+    def __init__(self, seed: int, *, array: ArrayConfig | None = None, health_cfg=None,
+                 cond_cfg=None, gauss_cfg: GaussConfig | None = None, cond_mode: int = 1,
+                 cond_k: int = 2, gauss_mode: int = MODE_CBD, cal_enable: bool = True,
+                 **port_options):
+        super().__init__(seed, gauss_cfg)
+        from model.blocks.device_path import DevicePath
+        array = ArrayConfig() if array is None else array
+        self.path = DevicePath(array, self.seed, health_cfg=health_cfg, cond_cfg=cond_cfg,
+                               gauss_cfg=self.gauss_cfg, cond_mode=cond_mode, cond_k=cond_k,
+                               gauss_mode=gauss_mode, cal_enable=cal_enable, **port_options)
+        self.mode = self.path.gauss_mode
+
+    def _codes(self, n: int) -> np.ndarray:
+        return self.path.gauss_samples(n)
+
+    def _normal(self, n: int) -> torch.Tensor:
+        return torch.from_numpy((self._codes(n) * self.fp.lsb).astype(np.float32))
+
+    def describe(self) -> dict:
+        return {**super().describe(), **self.path.describe()}
+
+
+# ------------------------------------------------------------------------------------------------
 _U8, _UFF, _U1 = np.uint64(8), np.uint64(0xFF), np.uint64(1)
 
 
