@@ -51,6 +51,18 @@ def test_external_mode_brings_the_port_out_and_drops_the_emulator():
     assert "xoshiro" not in text.lower() and "module top_emu" not in text
 
 
+async def _csr(ctx, bus, name, value=None):
+    """Write ``value`` to register ``name``; or, with no value, read it (read latency 2)."""
+    ctx.set(bus.addr, regs.addr(name))
+    if value is None:
+        await ctx.tick().repeat(CSR_READ_LATENCY)
+        return ctx.get(bus.r_data)
+    ctx.set(bus.w_data, value)
+    ctx.set(bus.w_stb, 1)
+    await ctx.tick()
+    ctx.set(bus.w_stb, 0)
+
+
 def _run_external(seed: int, rows_to_run: int, ready_delay: int):
     """Amaranth sim of the external-array top (raw words); the bench plays the port with a
     DevicePort on the strobes' rising edges. Returns (words, status before/after ready,
@@ -61,27 +73,15 @@ def _run_external(seed: int, rows_to_run: int, ready_delay: int):
     cw, mask = CFG.code_width, (1 << CFG.code_width) - 1
     out = {"words": [], "status": []}
 
-    async def write(ctx, name, value):
-        ctx.set(dut.csr.addr, regs.addr(name))
-        ctx.set(dut.csr.w_data, value)
-        ctx.set(dut.csr.w_stb, 1)
-        await ctx.tick()
-        ctx.set(dut.csr.w_stb, 0)
-
-    async def read(ctx, name):
-        ctx.set(dut.csr.addr, regs.addr(name))
-        await ctx.tick().repeat(CSR_READ_LATENCY)
-        return ctx.get(dut.csr.r_data)
-
     async def tb(ctx):
         ctx.set(dut.raw.ready, 1)
-        out["status"].append(regs.unpack("STATUS", await read(ctx, "STATUS")))
-        await write(ctx, "CELL_OFFSET", 5)
-        out["offset"] = await read(ctx, "CELL_OFFSET")
+        out["status"].append(regs.unpack("STATUS", await _csr(ctx, dut.csr, "STATUS")))
+        await _csr(ctx, dut.csr, "CELL_OFFSET", 5)
+        out["offset"] = await _csr(ctx, dut.csr, "CELL_OFFSET")
         await ctx.tick().repeat(ready_delay)
         ctx.set(p.ready, 1)
-        out["status"].append(regs.unpack("STATUS", await read(ctx, "STATUS")))
-        await write(ctx, "CTRL", regs.pack("CTRL", enable=1, cal_enable=1))
+        out["status"].append(regs.unpack("STATUS", await _csr(ctx, dut.csr, "STATUS")))
+        await _csr(ctx, dut.csr, "CTRL", regs.pack("CTRL", enable=1, cal_enable=1))
         prev = {"reset": 0, "pulse": 0, "sense": 0}
         row = None
         for _ in range(rows_to_run * CFG.row_period_cycles + 16):
