@@ -50,7 +50,7 @@ from sim.cocotb_util import CLK_NS, CSR, start
 from sim.harness import StreamHarness
 from sim.runner import bench_params
 
-__all__ = ["DeviceArrayHarness", "DeviceArrayPlayer"]
+__all__ = ["DeviceArrayHarness", "DeviceArrayPlayer", "pysim_player"]
 
 
 class DeviceArrayPlayer:
@@ -141,6 +141,35 @@ class DeviceArrayPlayer:
                 s["ready"].value = 1
                 self.gaps += 1
                 self.gap_cycles += n
+
+
+def pysim_player(array, port: DevicePort, ready_delay_cycles: int = 16):
+    """The same player for Amaranth's simulator: an async testbench (add it with
+    ``sim.add_testbench(tb, background=True)``) that plays the array-port interface ``array``
+    (a component's ``array`` member) with ``port``, waking on the strobes' rising edges and
+    making the same device calls as :class:`DeviceArrayPlayer` (no ``ready`` gaps)."""
+    if not isinstance(port, DevicePort):
+        raise ValueError(f"pysim_player: port = {port!r}: must be a DevicePort")
+    cols, cw = port.array.cols, port.array.code_width
+    mask = (1 << cw) - 1
+
+    async def tb(ctx):
+        ctx.set(array.ready, 0)
+        if ready_delay_cycles:
+            await ctx.tick().repeat(ready_delay_cycles)
+        ctx.set(array.ready, 1)
+        while True:
+            await ctx.posedge(array.reset)
+            row = ctx.get(array.row)
+            port.reset(row)
+            await ctx.posedge(array.pulse)
+            assert ctx.get(array.row) == row, f"row changed before PULSE (seed {port.seed})"
+            amp = ctx.get(array.amp)
+            port.pulse(row, [(amp >> (c * cw)) & mask for c in range(cols)])
+            await ctx.posedge(array.sense)
+            assert ctx.get(array.row) == row, f"row changed before SENSE (seed {port.seed})"
+            ctx.set(array.bits, DevicePort.pack(port.sense(row)))
+    return tb
 
 
 class DeviceArrayHarness(wiring.Component):

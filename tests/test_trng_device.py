@@ -21,6 +21,7 @@ from model.blocks.fixedpoint import MODE_CBD
 from model.blocks.gaussian import exact_moments
 from model.blocks.mtj_array import MTJArrayController
 from model.devices.dac import PulseDAC
+from sim.device_array import pysim_player
 
 SEED = int(os.environ.get("SPINDIFF_SEED", "20261202"))
 CFG = ArrayConfig(rows=2, cols=3, window_log2=2, reset_cycles=1, pulse_cycles=2, step_shift=1,
@@ -64,13 +65,11 @@ async def _csr(ctx, bus, name, value=None):
 
 
 def _run_external(seed: int, rows_to_run: int, ready_delay: int):
-    """Amaranth sim of the external-array top (raw words); the bench plays the port with a
-    DevicePort on the strobes' rising edges. Returns (words, status before/after ready,
-    CELL_OFFSET read, the player's port)."""
+    """Amaranth sim of the external-array top (raw words); ``sim.device_array.pysim_player``
+    plays the port with a DevicePort. Returns ({words, status before/after ready, CELL_OFFSET
+    read}, the player's port)."""
     dut = MTJTRNGTop(default_emulator_config(CFG), array="external")
     port = DevicePort(CFG, seed)
-    p = dut.array
-    cw, mask = CFG.code_width, (1 << CFG.code_width) - 1
     out = {"words": [], "status": []}
 
     async def tb(ctx):
@@ -79,33 +78,19 @@ def _run_external(seed: int, rows_to_run: int, ready_delay: int):
         await _csr(ctx, dut.csr, "CELL_OFFSET", 5)
         out["offset"] = await _csr(ctx, dut.csr, "CELL_OFFSET")
         await ctx.tick().repeat(ready_delay)
-        ctx.set(p.ready, 1)
         out["status"].append(regs.unpack("STATUS", await _csr(ctx, dut.csr, "STATUS")))
         await _csr(ctx, dut.csr, "CTRL", regs.pack("CTRL", enable=1, cal_enable=1))
-        prev = {"reset": 0, "pulse": 0, "sense": 0}
-        row = None
-        for _ in range(rows_to_run * CFG.row_period_cycles + 16):
-            await ctx.tick()
-            now = {k: ctx.get(getattr(p, k)) for k in prev}
-            if now["reset"] and not prev["reset"]:
-                row = ctx.get(p.row)
-                port.reset(row)
-            if now["pulse"] and not prev["pulse"]:
-                assert ctx.get(p.row) == row
-                amp = ctx.get(p.amp)
-                port.pulse(row, [(amp >> (c * cw)) & mask for c in range(CFG.cols)])
-            if now["sense"] and not prev["sense"]:
-                assert ctx.get(p.row) == row
-                ctx.set(p.bits, DevicePort.pack(port.sense(row)))
-            prev = now
-            if ctx.get(dut.raw.valid):
-                pl = dut.raw.payload
-                out["words"].append((ctx.get(pl.row), ctx.get(pl.bits), ctx.get(pl.alarm)))
-            if len(out["words"]) >= rows_to_run:
-                break
+        pl = dut.raw.payload
+        while len(out["words"]) < rows_to_run:
+            *_, valid, row, bits, alarm = await ctx.tick().sample(dut.raw.valid, pl.row, pl.bits,
+                                                                  pl.alarm)
+            if valid:
+                out["words"].append((row, bits, alarm))
 
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    sim.add_testbench(pysim_player(dut.array, port, ready_delay_cycles=ready_delay),
+                      background=True)
     sim.add_testbench(tb)
     sim.run()
     return out, port
