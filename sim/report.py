@@ -377,6 +377,11 @@ def _generic(root: Path, data: dict) -> dict:
     return {"figures": flatten_numbers(body, limit=80)}
 
 
+#: Figures of make explore's report.json shown in the report (sim/explore.py, docs/explore.md §4).
+EXPLORE_KEYS = ("points", "points_ok", "points_error", "points_new_this_run", "points_reused",
+                "seconds_this_run", "points_per_minute", "worker_seconds_per_point",
+                "hypervolume", "hypervolume_reference", "hypervolume_vs_compare")
+
 SWEEP_KEYS = ("axis", "tau_us", "refresh_mhz", "dac_bits", "refreshes", "evaluations",
               "hist_l2", "kl_x", "kl_y", "radius_mean", "radius_std")
 
@@ -466,12 +471,18 @@ def collect_inputs(col: Collected, root: Path) -> None:
                   if (latest / n).is_file()]
             if js:
                 data, err = _read_json(js[0])
+                if isinstance(data, dict) and "front" in data:      # sim/explore.py's report
+                    data = {k: data[k] for k in EXPLORE_KEYS if k in data} | \
+                        {"provenance": data.get("provenance", {})}
                 entry.update(_generic(root, data) if isinstance(data, dict) else
                              {"error": err or "not a JSON object"})
                 entry["origin"] = _origin(js[0], root, data if isinstance(data, dict) else {})
             md = latest / "summary.md"
             if md.is_file():
                 entry["summary_md"] = md.read_text()[:20_000]
+            png = latest / "pareto.png"
+            if png.is_file() and png.read_bytes()[:8] == PNG_MAGIC:
+                col.images["explore_pareto.png"] = ("inputs", "explore", png.read_bytes())
             col.inputs["explore"] = entry
             col.sections["inputs.explore"] = {"found": True, "path": _rel(latest, root)}
             continue
@@ -670,6 +681,7 @@ def _input_blocks(col: Collected) -> list:
                       [[k, fmt(v)] for k, v in e["figures"].items()]))
         if e.get("summary_md"):
             b.append(("pre", e["summary_md"]))
+        b += _images(col, "explore")
     else:
         b.append(("p", _absent(sec["inputs.explore"], "make explore")))
     return b

@@ -284,7 +284,7 @@ def test_killed_process_resumes(tmp_path):
     d = _study(extra_fixed={"delay_s": 0.15, "fail_above_x1": 0.9}, name="killme")
     f = tmp_path / "s.toml"
     f.write_text(_toml(d))
-    out = tmp_path / "out"
+    out = tmp_path / "build" / "explore"
     res = out / "killme" / "results.jsonl"
     cmd = [sys.executable, "-m", "sim.explore", "--study", str(f), "--out", str(out), "--serial"]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -308,6 +308,15 @@ def test_killed_process_resumes(tmp_path):
     got = ResultStore(res)
     assert got.lines == len(got) == 27
     assert got.table() == ResultStore(tmp_path / "ref" / "results.jsonl").table()
+    # make report picks the study up: its figures, summary and plot
+    from sim.report import Collected, collect_inputs
+    col = Collected()
+    collect_inputs(col, tmp_path / "build")
+    e = col.inputs["explore"]
+    assert e["study"] == "killme" and col.sections["inputs.explore"]["found"]
+    assert e["figures"]["points"] == 27 and e["figures"]["points_error"] == 9
+    assert e["figures"]["hypervolume"] == pytest.approx(rep["hypervolume"])
+    assert "Non-dominated points" in e["summary_md"] and "explore_pareto.png" in col.images
 
 
 # -- search against grid -------------------------------------------------------------------------
