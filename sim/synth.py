@@ -188,6 +188,48 @@ def parse_yosys_version(rpt_text: str) -> str | None:
     return f"{mt.group(1)} ({mt.group(2)})" if mt else None
 
 
+_YOSYS_END = re.compile(r"^End of script\..*?time: ([\d.]+)s", re.M)
+_NEXTPNR_PHASE = re.compile(r"^Info: (HeAP Placer Time|SA placement time|Router1 time|"
+                            r"Router2 time):?\s+([\d.]+)s", re.M)
+
+
+def parse_tool_times(rpt_text: str, tim_text: str) -> dict:
+    """The tools' own timings: ``{"yosys_s": float | None, "nextpnr_phases_s": {phase: s}}``
+    (Yosys's "End of script ... time:", nextpnr's placer and router phase times)."""
+    mt = _YOSYS_END.search(rpt_text)
+    return {"yosys_s": float(mt.group(1)) if mt else None,
+            "nextpnr_phases_s": {m.group(1): float(m.group(2))
+                                 for m in _NEXTPNR_PHASE.finditer(tim_text)}}
+
+
+_LUT_TYPES = ("SB_LUT4", "LUT4", "TRELLIS_COMB")
+_CARRY_TYPES = ("SB_CARRY", "CCU2C")
+
+
+def cells_by_block(netlist: dict, depth: int = 3) -> dict[str, dict]:
+    """LUT4s, flip-flops and carry cells of Yosys's mapped netlist (the ``<name>.json`` nextpnr
+    reads), grouped by the instance path in each cell's name, cut to ``depth`` levels (e.g.
+    ``design.core.trng``: BoardTop's ``design``, the core, its TRNG; ``(top)`` for cells of
+    the top module). Yosys names a flattened cell after the net it drives, so a cell counts
+    where that net lives: an approximate, not an exact, split (a core-level net that a
+    submodule drives counts to the core). ``{block: {"lut4", "ff", "carry"}}``, by LUT4s.
+    """
+    out: dict[str, dict] = {}
+    for top in (m for m in netlist.get("modules", {}).values()
+                if m.get("attributes", {}).get("top")):
+        for name, cell in top.get("cells", {}).items():
+            t = cell.get("type", "")
+            kind = ("lut4" if t in _LUT_TYPES else "carry" if t.endswith(_CARRY_TYPES) else
+                    "ff" if _FF_CELL.match(t) else None)
+            if kind is None:
+                continue
+            path = [p for p in name.split(".")[:-1] if not p.startswith("$") and not p.isdigit()]
+            row = out.setdefault(".".join(path[:depth]) or "(top)",
+                                 {"lut4": 0, "ff": 0, "carry": 0})
+            row[kind] += 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1]["lut4"], -kv[1]["ff"], kv[0])))
+
+
 def count_ffs(cells: dict[str, int]) -> int:
     return sum(n for c, n in cells.items() if _FF_CELL.match(c))
 
@@ -293,6 +335,13 @@ def report_markdown(rep: dict) -> str:
                          if mem['spram_bits_available'] else "") + f"; {mem['source']})."]
         if mem.get("reason"):
             lines.append(f"Does not fit: {mem['reason']}.")
+    blocks = rep.get("cells_by_block")
+    if blocks:
+        lines += ["", "Logic by block (Yosys netlist, cells counted where the net they drive "
+                      "lives; approximate):", "", "| block | LUT4 | FF | carry |",
+                  "|---|---|---|---|"]
+        lines += [f"| `{b}` | {v['lut4']} | {v['ff']} | {v['carry']} |"
+                  for b, v in list(blocks.items())[:10]]
     if rep.get("tools"):
         lines += ["", "Tools: " + ", ".join(f"{k} {v}" for k, v in rep["tools"].items())]
     return "\n".join(lines) + "\n"
@@ -330,7 +379,10 @@ def describe_design(name: str, component) -> tuple[str, dict | None]:
     from model.blocks.config import ArrayConfig   # noqa: PLC0415
     from model.blocks.crossbar_config import EngineConfig   # noqa: PLC0415
     if name == "core" and hasattr(component, "description"):
-        return component.description, None
+        a = component.core.emu_cfg.array     # the core's TRNG array
+        return component.description, {"rows": a.rows, "cols": a.cols,
+                                       "code_width": a.code_width,
+                                       "window_log2": a.window_log2}
     cfg = getattr(component, "cfg", None)
     if isinstance(cfg, EngineConfig):
         t = cfg.tile
@@ -661,6 +713,11 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     # log/output file to the next step's, and the largest process's sampled peak RSS.
     rep["seconds_steps"] = progress.seconds
     rep["peak_rss_mb_steps"] = {k: round(v, 1) for k, v in progress.peak_mb.items()}
+    rep["tool_times"] = parse_tool_times(rpt, tim)
+    netlist_path = build_dir / f"{name}.json"
+    if design == "core" and netlist_path.exists():   # where the logic goes, per block
+        import json   # noqa: PLC0415
+        rep["cells_by_block"] = cells_by_block(json.loads(netlist_path.read_text()))
     tools = tool_versions(target)
     tools["yosys"] = parse_yosys_version(rpt)
     rep["tools"] = tools

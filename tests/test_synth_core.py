@@ -132,7 +132,21 @@ def test_small_core_passes_the_preflight_on_the_up5k(small_ice40):
     fit = memory_fit(small_ice40, DEVICES["iCE40UP5K"])
     assert fit["fits"], fit["reason"]
     assert "small program" in small_ice40.description and "trng 4x2" in small_ice40.description
-    assert synth.describe_design("core", small_ice40) == (small_ice40.description, None)
+    text, array = synth.describe_design("core", small_ice40)
+    assert text == small_ice40.description and (array["rows"], array["cols"]) == (4, 2)
+
+
+def test_parse_tool_times_from_log_snippets():
+    rpt = ("3. Executing JSON backend.\n\nEnd of script. Logfile hash: 7b4bfa6673, time: 54.59s, "
+           "user: 54.59s, system: 0.00s\nYosys 0.70 (git sha1 28ba3cb92, Release)\n")
+    tim = ("Info: HeAP Placer Time: 170.46s\nInfo:   of which solving equations: 88.24s\n"
+           "Info: SA placement time 337.27s\n\nInfo: Routing complete.\n"
+           "Info: Router1 time 73.69s\n")
+    t = synth.parse_tool_times(rpt, tim)
+    assert t["yosys_s"] == 54.59
+    assert t["nextpnr_phases_s"] == {"HeAP Placer Time": 170.46, "SA placement time": 337.27,
+                                     "Router1 time": 73.69}
+    assert synth.parse_tool_times("", "") == {"yosys_s": None, "nextpnr_phases_s": {}}
 
 
 def test_core_board_design_rejects_a_non_core():
@@ -207,3 +221,29 @@ def test_core_board_design_csr_runs_an_image(small_ice40):
     assert out["counts"] == {"pixels_out": dim, "network_evals": 1}, (out, ctx)
     assert out["cycles"] > d.core.image.run_cycles, ctx
     assert out["cleared"] == 0, ctx
+
+
+def test_cells_by_block_groups_by_instance_path():
+    def cell(t):
+        return {"type": t, "attributes": {}}
+    netlist = {"modules": {
+        "core": {"attributes": {"top": "1"}, "cells": {
+            "design.core.trng.emu.x_SB_LUT4_O": cell("SB_LUT4"),
+            "design.core.trng.health.y_SB_DFF_Q": cell("SB_DFF"),
+            "design.core.trng.$abc$12.z": cell("SB_LUT4"),
+            "design.core.seq.c_SB_CARRY_CO": cell("SB_CARRY"),
+            "design.core.cnt_macs_SB_DFFESR_Q": cell("SB_DFFESR"),
+            "addr_q_SB_DFFSR_Q": cell("SB_DFFSR"),
+            "design.core.boot_prog_rom.0.5": cell("SB_RAM40_4K"),      # not logic: skipped
+        }},
+        "helper": {"attributes": {}, "cells": {"a.b.c": cell("SB_LUT4")}},  # not the top
+    }}
+    got = synth.cells_by_block(netlist)
+    assert got == {
+        "design.core.trng": {"lut4": 2, "ff": 1, "carry": 0},
+        "design.core": {"lut4": 0, "ff": 1, "carry": 0},
+        "(top)": {"lut4": 0, "ff": 1, "carry": 0},
+        "design.core.seq": {"lut4": 0, "ff": 0, "carry": 1},
+    }
+    assert list(got)[0] == "design.core.trng"
+    assert synth.cells_by_block({}) == {}
