@@ -13,7 +13,11 @@ Parts:
    twin stream (XOR fold 2) on standard input, streamed, never rewound -- when the Debian tools
    are installed; otherwise the report names the packages (``dieharder``, ``ent``).
 3. The fault campaign (``model.validate.campaign``) and the false-alarm rate on healthy arrays.
-4. SP 800-90B entropy estimation: not run yet (stated in the report).
+4. NIST SP 800-90B entropy estimation (``model.validate.sp800_90b``: NIST's C++ estimators from
+   the pinned ``sp800-90b`` package): the non-IID track on 10^6 raw bits of the device model
+   before and after calibration and of the twin (raw-word order, cell-major order, and single
+   cells' own streams), the restart tests (1000 restarts x 1000 bits) of the device model, and
+   the measured H against the health tests' declared ``HealthConfig.min_entropy``.
 
 What a pass means: the sources are models driven by pseudo-random generators, so the suites
 test the emulator's generator and whether calibration, health tests and conditioning turn the
@@ -21,14 +25,16 @@ test the emulator's generator and whether calibration, health tests and conditio
 (``--bits-file``) is tested the same way.
 
 ``--quick``: 20 sequences of 10^5 bits per source (the tests that need 10^6 bits are reported
-as not applicable; 20 sequences make the proportion check coarse), a short false-alarm run and
-one short dieharder test. Bad arguments: one error
+as not applicable; 20 sequences make the proportion check coarse), a short false-alarm run,
+one short dieharder test, and SP 800-90B without the single-cell streams and with the restart
+test of the calibrated device only. Bad arguments: one error
 line, exit status 2, nothing written.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import subprocess
@@ -57,11 +63,18 @@ PROFILES = {
     "default": dict(sequences=100, bits=1_000_000, campaign_windows=400, campaign_seeds=5,
                     fa_seeds=10,
                     fa_windows=4000, ent_bytes=10_000_000,
-                    dieharder=((0, 30), (2, 20), (100, 30), (101, 30), (15, 30))),
+                    dieharder=((0, 30), (2, 20), (100, 30), (101, 30), (15, 30)),
+                    sp800_90b_cells=3,
+                    sp800_90b_restart=("device_uncalibrated", "device_calibrated")),
     "quick": dict(sequences=20, bits=100_000, campaign_windows=400, campaign_seeds=1,
                   fa_seeds=1,
-                  fa_windows=500, ent_bytes=1_000_000, dieharder=((100, 10),)),
+                  fa_windows=500, ent_bytes=1_000_000, dieharder=((100, 10),),
+                  sp800_90b_cells=0, sp800_90b_restart=("device_calibrated",)),
 }
+#: Where NIST's SP 800-90B drivers are built (``python -m model.validate.sp800_90b build``).
+TOOLS_90B = ROOT / "build" / "sp800_90b"
+#: Raw sources of the SP 800-90B run: name -> after calibration (counts for the measured H).
+SOURCES_90B = {"device_uncalibrated": False, "device_calibrated": True, "twin_raw": True}
 
 
 class ArgError(Exception):
@@ -251,6 +264,207 @@ def run_dieharder(make_source, tests, timeout_s: float = 1800.0, progress: bool 
 
 
 # ------------------------------------------------------------------------------------------------
+def _raw_source_90b(name: str, seed: int, restart: int = 0):
+    from model.validate import sources as S
+    if name == "twin_raw":
+        return S.TwinRawSource(seed)
+    return S.DeviceSource(calibrate=name == "device_calibrated", seed=seed, restart=restart)
+
+
+def cell_stream(source, cell: int, n: int, cells: int, chunk_sweeps: int = 15_625) -> np.ndarray:
+    """The next ``n`` samples of one cell from a raw-word-order source of ``cells`` cells."""
+    parts, have = [], 0
+    while have < n:
+        k = min(chunk_sweeps, n - have)
+        parts.append(source.bits(k * cells).reshape(k, cells)[:, cell])
+        have += k
+    return np.concatenate(parts)
+
+
+def run_sp800_90b(seed: int, cells_per_source: int, restarts: tuple, bits_file=None,
+                  bits_format: str = "bin", log=lambda msg: None,
+                  sources: tuple = tuple(SOURCES_90B)) -> dict:
+    """SP 800-90B with NIST's estimators (``model.validate.sp800_90b``): non-IID on 10^6 raw bits
+    per source in raw-word order and in cell-major order (each cell's samples together), on
+    ``cells_per_source`` single cells' own 10^6-sample streams of the calibrated device, the
+    restart tests of the device sources named in ``restarts``, and the measured H: the smallest
+    estimate over the sources after calibration, floored to 0.1, against the health tests'
+    declared ``HealthConfig.min_entropy``."""
+    from model.blocks.config import ArrayConfig, HealthConfig
+    from model.validate import sources as S
+    from model.validate import sp800_90b as N
+    n = N.MIN_SAMPLES
+    out: dict = {"tool": f"{N.PACKAGE}=={N.VERSION}", "samples": n, "bits_per_symbol": 1}
+    try:
+        N.binding()
+    except N.ToolMissing as e:
+        out["status"] = f"not run: {e}"
+        return out
+    tools, tools_note = N.find_tools(TOOLS_90B), None
+    if tools is None:
+        try:
+            tools = N.build_tools(TOOLS_90B)
+        except N.ToolMissing as e:
+            tools_note = str(e)
+    cells = ArrayConfig().cells
+    rows: list = []
+    for name in sources:
+        if name not in SOURCES_90B:
+            raise ValueError(f"run_sp800_90b: source {name!r}: allowed {list(SOURCES_90B)}")
+        after_cal = SOURCES_90B[name]
+        b = _raw_source_90b(name, seed + 3).bits(n)
+        for order, x in (("raw-word order", b), ("cell-major", b.reshape(-1, cells).T.ravel())):
+            r = N.non_iid(x)
+            rows.append({"source": name, "order": order, "after_calibration": after_cal, **r})
+            log(f"SP 800-90B {name} ({order}): H = {r['h_initial']:.4f}")
+    if cells_per_source:
+        src = _raw_source_90b("device_calibrated", seed + 4)
+        picks = np.unique(np.linspace(0, cells - 1, cells_per_source).round().astype(int))
+        streams = {int(c): [] for c in picks}
+        for _ in range(n // 15_625):           # all picked cells from the same sweeps
+            blk = src.bits(15_625 * cells).reshape(15_625, cells)
+            for c in streams:
+                streams[c].append(blk[:, c])
+        for c, parts in streams.items():
+            r = N.non_iid(np.concatenate(parts))
+            rows.append({"source": "device_calibrated", "order": f"cell {c} alone",
+                         "after_calibration": True, **r})
+            log(f"SP 800-90B device_calibrated cell {c}: H = {r['h_initial']:.4f}")
+    if bits_file is not None:
+        f = S.FileSource(bits_file, bits_format)
+        if f.total_bits >= n:
+            rows.append({"source": "file", "order": "file order", "after_calibration": None,
+                         **N.non_iid(f.bits(n))})
+        else:
+            out["file"] = (f"not run: {f.total_bits:,} bits in --bits-file, the SP 800-90B "
+                           f"non-IID estimate needs {n:,}")
+    out["non_iid"] = rows
+    first = next((r for r in rows if r["source"] == "device_calibrated"), None)
+    if tools is not None and first is not None:   # NIST's own driver, same figure as the bindings
+        cli = N.non_iid_cli(tools["ea_non_iid"],
+                            _raw_source_90b("device_calibrated", seed + 3).bits(n))
+        out["cli_check"] = {"source": "device_calibrated (raw-word order)", "ea_non_iid": cli,
+                            "bindings_h_initial": first["h_initial"],
+                            "agree": abs(cli["h_initial"] - first["h_initial"]) < 1e-6}
+    out["restart"] = {}
+    if tools is None:
+        out["restart_status"] = f"not run: {tools_note}"
+    else:
+        for name in restarts:
+            h_i = next(r["h_initial"] for r in rows
+                       if r["source"] == name and r["order"] == "raw-word order")
+            m = N.restart_matrix(lambda i, k: _raw_source_90b(name, seed + 3, i + 1).bits(k))
+            r = N.restart(tools["ea_restart"], m, h_i)
+            out["restart"][name] = r
+            log(f"SP 800-90B restart {name}: sanity {'pass' if r['sanity_pass'] else 'FAIL'}, "
+                f"validation {'pass' if r['validation_pass'] else 'FAIL'}")
+    cand = [r["h_initial"] for r in rows if r["after_calibration"]]
+    for name, r in out["restart"].items():
+        if SOURCES_90B[name]:
+            cand += [v for v in (r["h_r"], r["h_c"]) if v is not None] if r["validation_pass"] \
+                else [0.0]
+    h = min(cand)
+    declared = HealthConfig(ArrayConfig()).min_entropy
+    out["h_measured"] = h
+    out["h_floor"] = math.floor(h * 10 + 1e-9) / 10
+    out["h_declared"] = declared
+    out["declared_supported"] = declared <= h
+    out["status"] = (f"measured min-entropy {h:.4f} bit per raw bit after calibration (smallest "
+                     f"estimate of NIST's non-IID estimators over the calibrated sources"
+                     + (" and the restart tests" if out["restart"] else "") +
+                     f"); the health tests declare H = {declared}: "
+                     + ("supported." if declared <= h else "NOT supported by the measurement."))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+#: RTL builds the dump can use: name -> (array config name in sim.configs, readout settings).
+RTL_BUILDS = {"readout_8x8": ("TRNG_DEFAULT", "READOUT_DEFAULT"),
+              "readout_3x5": ("TRNG_SMALL", "READOUT_SMALL")}
+
+
+def bench_emu_seed(bench_seed: int) -> int:
+    """The emulator seed ``sim.cocotb_readout`` writes to the SEED register for bench seed
+    ``bench_seed`` with ``random_offsets`` off (``TRNGChecker.setup``: its generator draws the
+    back-pressure seed, then the emulator seed). A change there shows as a mismatch below."""
+    rng = np.random.default_rng(bench_seed)
+    rng.integers(1, 2**32)
+    return int(rng.integers(0, 2**32))
+
+
+def words_to_bits(words, word_bits: int) -> np.ndarray:
+    """Packed output words (earliest bit in the LSB, ``NoisePath.packed_words``) -> the bit
+    stream in packer order."""
+    w = np.asarray(words, dtype=np.uint64)
+    shifts = np.arange(word_bits, dtype=np.uint64)
+    return ((w[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8).ravel()
+
+
+def rtl_dump(build: str, modes, words: int, bench_seed: int, out_dir: Path,
+             progress: bool = False) -> dict:
+    """Verilator run of the TRNG top with its readout (emulator inside, no back-pressure), one
+    per conditioning mode: ``words`` packed output words dumped to ``out_dir/rtl_<mode>.bin``
+    (recorded-bitstream ``bin`` format) and compared with the first bits of the vectorised twin
+    (``NoisePath.conditioned_bits`` from reset, same emulator seed)."""
+    from model.blocks.config import ConditionerConfig, HealthConfig
+    from model.blocks.fastpath import NoisePath
+    from model.validate import sources as S
+    from hw.trng_top import MTJTRNGTop
+    from sim import configs
+    from sim.harness import StreamHarness
+    from sim.runner import run_cocotb
+    if build not in RTL_BUILDS:
+        raise ValueError(f"rtl_dump: build = {build!r}: allowed {sorted(RTL_BUILDS)}")
+    cfg_name, ro_name = RTL_BUILDS[build]
+    cfg, readout = getattr(configs, cfg_name), getattr(configs, ro_name)
+    ecfg = configs.emulator_config(cfg)
+    hcfg = HealthConfig(cfg, **readout["health"])
+    wbits = ConditionerConfig(cfg, **readout["cond"]).word_bits
+    emu_seed = bench_emu_seed(bench_seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res = {}
+    for mode in modes:
+        cm, k = S.COND_MODES[mode]
+        js = out_dir / f"rtl_{build}_{mode}.json"
+        t0 = time.perf_counter()
+        top = MTJTRNGTop(ecfg, configs.readout_config(cfg, readout))
+        run_cocotb(StreamHarness(top, ("words", "gauss")), build, "sim.cocotb_readout",
+                   {"emu": configs.emu_params(ecfg), "readout": readout, "sel": 0,
+                    "items": words, "cond_mode": cm, "cond_k": k, "gauss_mode": 0,
+                    "bp_thresh": 0, "random_offsets": False, "out": str(js)},
+                   seed=bench_seed, run_name=f"validate_dump_{build}_{mode}")
+        r = json.loads(js.read_text())
+        js.unlink()
+        rtl = words_to_bits(r["items"], wbits)
+        path = S.write_bits_file(out_dir / f"rtl_{build}_{mode}.bin", rtl)
+        twin = NoisePath(ecfg, hcfg, seed=emu_seed, cond_mode=cm,
+                         cond_k=k).conditioned_bits(rtl.size)
+        diff = np.flatnonzero(rtl != twin)
+        res[mode] = {"file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
+                     "format": "bin", "bits": int(rtl.size), "words": len(r["items"]),
+                     "raw_words": r["raw_words"], "identical": not diff.size,
+                     "first_difference": int(diff[0]) if diff.size else None,
+                     "cond_mode": cm, "cond_k": k, "seconds": time.perf_counter() - t0}
+    return {"build": build, "array": f"{cfg.rows}x{cfg.cols}", "emulator_seed": emu_seed,
+            "bench_seed": bench_seed, "words_per_mode": words, "modes": res}
+
+
+def sp800_22_dump(dump: dict) -> dict:
+    """SP 800-22 on each dumped file as one sequence: the tests its length allows; the others
+    are listed with the bits they need."""
+    from model.validate import sources as S
+    out = {}
+    for mode, d in dump["modes"].items():
+        f = S.FileSource(ROOT / d["file"] if not Path(d["file"]).is_absolute() else d["file"])
+        r = sp800_22_source(f, 1, f.total_bits)
+        out[mode] = {"bits": f.total_bits, "tests_run": r["tests_run"],
+                     "tests_ok": r["tests_ok"],
+                     "failing": sorted(t for t, v in r["tests"].items() if not v["ok"]),
+                     "not_applicable": r["not_applicable"], "ones_fraction": r["ones_fraction"]}
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 def _fig(value, unit, definition):
     return {"value": float(value) if isinstance(value, float) else value, "unit": unit,
             "definition": definition}
@@ -325,6 +539,28 @@ def figures(rep: dict) -> dict:
         for k in ("passed", "weak", "failed"):
             f[f"dieharder.{k}"] = _fig(dh[k], "test results", f"dieharder results assessed "
                                        f"{k.upper()} (of {dh['rows']})")
+    e = rep.get("sp800_90b", {})
+    for r in e.get("non_iid", []):
+        key = r["order"].replace(" ", "_").replace("-", "_")
+        f[f"sp800_90b.{r['source']}.{key}.h_initial"] = _fig(
+            r["h_initial"], "bit/sample", f"SP 800-90B initial min-entropy estimate (3.1.3, "
+            f"NIST's non-IID estimators, {e['tool']}) of {r['samples']:,} raw bits of "
+            f"{r['source']}, {r['order']}")
+    for name, r in e.get("restart", {}).items():
+        f[f"sp800_90b.restart.{name}.sanity_pass"] = _fig(
+            r["sanity_pass"], "bool", f"restart sanity check (3.1.4.3): X_max = {r['x_max']} "
+            f"<= X_cutoff = {r['x_cutoff']} over 1000 restarts x 1000 bits, H_I = {r['h_i']}")
+        if r["h_r"] is not None:
+            f[f"sp800_90b.restart.{name}.h_rc"] = _fig(
+                min(r["h_r"], r["h_c"]), "bit/sample", "min(H_r, H_c) of the restart rows and "
+                "columns (3.1.4.2; validation needs >= H_I / 2)")
+    if "h_measured" in e:
+        f["sp800_90b.h_measured"] = _fig(
+            e["h_measured"], "bit/sample", "smallest SP 800-90B min-entropy estimate of the raw "
+            "bits after calibration (all orders, single cells, restart rows/columns)")
+        f["sp800_90b.h_declared"] = _fig(
+            e["h_declared"], "bit/sample", "the health tests' declared H "
+            "(HealthConfig.min_entropy default)")
     return f
 
 
@@ -405,8 +641,48 @@ def markdown(rep: dict) -> str:
            f"cell-windows): {fa['cells_failed']} cells failed"
            + (f" (rate < {up:.1e} per cell-window, 95 %)." if up is not None else
               f" ({fa['tests']})."), "",
-           "## NIST SP 800-90B", "", rep["sp800_90b"]["status"], ""]
+           "## NIST SP 800-90B", ""]
+    md += markdown_90b(rep["sp800_90b"])
     return "\n".join(md)
+
+
+def markdown_90b(e: dict) -> list[str]:
+    md = [e["status"], ""]
+    if "non_iid" not in e:
+        return md
+    names = ("most_common", "collision", "markov", "compression", "t_tuple", "lrs", "multi_mcw",
+             "lag", "multi_mmc", "lz78y")
+    md += [f"Non-IID track (section 6.3), {e['samples']:,} samples of 1 bit, NIST's estimators "
+           f"({e['tool']}); H_initial = the smallest estimate.", "",
+           "| source | order | H_initial | " + " | ".join(names) + " |",
+           "|---|---|---|" + "---|" * len(names)]
+    for r in e["non_iid"]:
+        vals = ["-" if r["estimates"][k] is None else f"{r['estimates'][k]:.4f}" for k in names]
+        md.append(f"| {r['source']} | {r['order']} | **{r['h_initial']:.4f}** | "
+                  + " | ".join(vals) + " |")
+    if e.get("file"):
+        md.append(f"\n--bits-file: {e['file']}")
+    c = e.get("cli_check")
+    if c:
+        md += ["", f"NIST's own driver `ea_non_iid` on {c['source']}: H_original "
+               f"{c['ea_non_iid']['h_original']:.6f} (bindings {c['bindings_h_initial']:.6f}, "
+               f"{'agree' if c['agree'] else 'DISAGREE'})."]
+    md += ["", "Restart tests (section 3.1.4, NIST's `ea_restart`, 1000 restarts x 1000 bits of "
+           "the same device, fresh sampling noise per power-up):", ""]
+    if not e["restart"]:
+        md.append(e.get("restart_status", "not run"))
+    else:
+        md += ["| source | H_I | X_max / X_cutoff | sanity check | H_r | H_c | validation |",
+               "|---|---|---|---|---|---|---|"]
+        for name, r in e["restart"].items():
+            hr = "-" if r["h_r"] is None else f"{r['h_r']:.4f}"
+            hc = "-" if r["h_c"] is None else f"{r['h_c']:.4f}"
+            md.append(f"| {name} | {r['h_i']:.4f} | {r['x_max']} / {r['x_cutoff']} | "
+                      f"{'pass' if r['sanity_pass'] else 'FAIL'} | {hr} | {hc} | "
+                      f"{'pass' if r['validation_pass'] else 'FAIL'} |")
+    md += ["", f"Measured H (after calibration, floored to 0.1): {e['h_floor']}; declared by the "
+           f"health tests: {e['h_declared']}.", ""]
+    return md
 
 
 # ------------------------------------------------------------------------------------------------
@@ -494,10 +770,14 @@ def run(args, progress: bool = True) -> dict:
                        "holdbacks": list(holdbacks), "seeds": list(cseeds),
                        "scenarios": scen, "false_alarms": fa}
     log("fault campaign done")
-    rep["sp800_90b"] = {"status": "Not run yet: the NIST SP 800-90B estimators (the pinned "
-                                  "`sp800-90b` package needs Debian libbz2-dev and "
-                                  "libdivsufsort-dev and a build) are not in the project yet; "
-                                  "the health tests' H = 0.5 is still declared, not measured."}
+    # 4. SP 800-90B
+    if args.no_90b:
+        rep["sp800_90b"] = {"status": "not run (--no-90b)"}
+    else:
+        rep["sp800_90b"] = run_sp800_90b(args.seed, prof["sp800_90b_cells"],
+                                         prof["sp800_90b_restart"], args.bits_file,
+                                         args.bits_format, log)
+    log(f"SP 800-90B: {rep['sp800_90b']['status']}")
     rep["runtime_s"] = time.perf_counter() - t0
     return rep
 
@@ -514,6 +794,7 @@ def main(argv=None) -> int:
                     help="recorded bitstream to test as one more source")
     ap.add_argument("--bits-format", default="bin", help="bin (bytes, MSB first) or ascii")
     ap.add_argument("--no-external", action="store_true", help="skip ent and dieharder")
+    ap.add_argument("--no-90b", action="store_true", help="skip SP 800-90B")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     try:

@@ -116,7 +116,7 @@ def run_scenario(sc: Scenario, hcfg: HealthConfig | None = None, seed: int = 1, 
     ----------
     sc : Scenario
     hcfg : HealthConfig, optional
-        Default ``HealthConfig(ArrayConfig())`` (H = 0.5, alpha = 2^-30, W = 1024); its
+        Default ``HealthConfig(ArrayConfig())`` (H = 0.8, alpha = 2^-30, W = 1024); its
         ``holdback`` is ignored (``holdbacks`` are evaluated on the same bits).
     seed : int
         Device and trial seed; the per-sample faults draw from ``seed + 1`` and the onset phase

@@ -204,6 +204,10 @@ class DeviceArray:
         Array seconds of drift per second of sampled array time (1 = real time; > 1 compresses
         hours of drift into a short test, ASSUMED for stress runs).
     params : MTJParams, optional
+    restart : int
+        Power-up index of the same device (SP 800-90B restart data): 0 is the default stream;
+        i > 0 draws the sampling noise from another stream, while the device (variation, drift
+        walk, both from ``seed``) and the calibration's start (``code_init``) stay the same.
 
     Attributes
     ----------
@@ -216,7 +220,8 @@ class DeviceArray:
 
     def __init__(self, array: ArrayConfig | None = None, seed: int = 1, *, calibrate: bool = True,
                  variation: MTJVariation | None | str = "default", drift: bool = True,
-                 drift_speedup: float = 1.0, params: MTJParams | None = None):
+                 drift_speedup: float = 1.0, params: MTJParams | None = None,
+                 restart: int = 0):
         a = ArrayConfig() if array is None else array
         if not isinstance(a, ArrayConfig):
             raise ValueError(f"DeviceArray: array = {array!r}: must be an ArrayConfig")
@@ -241,7 +246,9 @@ class DeviceArray:
         self.calibrate, self.drift, self.drift_speedup = calibrate, drift, float(drift_speedup)
         self.ctrl = MTJArrayController(a)
         self.ctrl.cal_enable = calibrate
-        self.rng = np.random.default_rng([self.seed, 0x5EED])
+        self.restart = _check_int("DeviceArray", "restart", restart, 0, _MAX_SEED)
+        self.rng = np.random.default_rng([self.seed, 0x5EED] if not self.restart else
+                                         [self.seed, 0x5EED, self.restart])
         self.extra_offset_mV = np.zeros((a.rows, a.cols))
         self.sweep_time_s = a.rows * device_row_period_ns(params) * 1e-9
         self.windows_run = 0
@@ -304,11 +311,16 @@ class DeviceSource:
     drift_speedup : float
         See :class:`DeviceArray` (default 1000, ASSUMED stress: 10^6 bits then span about 2 min
         of drift instead of 0.13 s).
+    restart : int
+        Power-up index (:class:`DeviceArray`): the same device restarted, fresh sampling noise,
+        the start-up dropped again.
     """
 
     def __init__(self, calibrate: bool = True, seed: int = 1, skip_windows: int = 30,
-                 drift_speedup: float = 1000.0, array: ArrayConfig | None = None):
-        self.arr = DeviceArray(array, seed, calibrate=calibrate, drift_speedup=drift_speedup)
+                 drift_speedup: float = 1000.0, array: ArrayConfig | None = None,
+                 restart: int = 0):
+        self.arr = DeviceArray(array, seed, calibrate=calibrate, drift_speedup=drift_speedup,
+                               restart=restart)
         self.skip_windows = _check_int("DeviceSource", "skip_windows", skip_windows, 0, 2**20) \
             if calibrate else 0
         self.name = "device_calibrated" if calibrate else "device_uncalibrated"
@@ -336,6 +348,7 @@ class DeviceSource:
         return {"name": self.name, "kind": "VCMA-MTJ device model, raw bits",
                 "array": f"{a.rows}x{a.cols}", "seed": self.arr.seed,
                 "calibration": self.arr.calibrate, "skip_windows": self.skip_windows,
+                "restart": self.arr.restart,
                 "variation": repr(dev.variation), "drift_speedup": self.arr.drift_speedup,
                 "array_time_s": self.arr.windows_run * a.window * self.arr.sweep_time_s,
                 "drift_time_s": dev.time_s,
