@@ -25,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, EnableInserter, Module, Mux,
+                          ResetSignal, Signal, unsigned)
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -57,6 +58,12 @@ DEFAULT_COUNTER_BITS = 48
 
 #: Cycles each polled TRNG status register stays addressed (> the CSR read latency of 2).
 TRNG_POLL_CYCLES = 4
+
+#: How the TRNG top is held while the noise FIFO is full (``DiffusionCore.trng_clock``):
+#: ``"enable"``, a clock enable on every TRNG register (for FPGAs and Amaranth's simulator), or
+#: ``"gated"``, the same condition as a gated clock of its own domain (for Verilator, which then
+#: skips the TRNG's logic while it is held). Both give the same cycles and the same stream.
+TRNG_CLOCKS = ("enable", "gated")
 
 
 def engine_increments(engine_program) -> dict:
@@ -241,6 +248,9 @@ class DiffusionCore(wiring.Component):
         Samples buffered between the Gaussian generator and the sequencer (>= 2, default 64).
     counter_bits : int
         Width of every counter and of ``cycles``/``busy_cycles`` (16 … 64, default 48).
+    trng_clock : str
+        ``"enable"`` (default) or ``"gated"`` (``TRNG_CLOCKS``): how the TRNG top and its
+        register master are held while the noise FIFO is full (docs/core.md "Noise").
 
     Attributes
     ----------
@@ -272,12 +282,20 @@ class DiffusionCore(wiring.Component):
         Samples waiting in the noise FIFO.
     """
 
+    #: Its cocotb benches touch only the ports and count cycles on ``cycles``: ``sim.runner``
+    #: builds it with only the ports visible over VPI and ``rst`` through a register (each
+    #: several times faster on Verilator; ``sim.runner.build``).
+    SIM_PORTS_ONLY = True
+    SIM_RESET_REG = True
+
     def __init__(self, image: CoreImage, emu_cfg: EmulatorConfig,
                  readout: ReadoutConfig | None = None,
                  noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
-                 counter_bits: int = DEFAULT_COUNTER_BITS):
+                 counter_bits: int = DEFAULT_COUNTER_BITS, trng_clock: str = "enable"):
         o = "DiffusionCore"
         try:
+            if trng_clock not in TRNG_CLOCKS:
+                raise ValueError(f"{o}.trng_clock = {trng_clock!r}: allowed {TRNG_CLOCKS}")
             if not isinstance(image, CoreImage):
                 raise ValueError(f"{o}.image = {type(image).__name__}: must be a CoreImage "
                                  f"(hw.core.core_image)")
@@ -311,6 +329,7 @@ class DiffusionCore(wiring.Component):
             raise
         self.image, self.emu_cfg, self.readout = image, emu_cfg, readout
         self.noise_fifo_depth, self.counter_bits = noise_fifo_depth, counter_bits
+        self.trng_clock = trng_clock
         sig = self.seq.signature.members
         super().__init__({
             "start": In(1),
@@ -332,14 +351,33 @@ class DiffusionCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         img = self.image
-        m.submodules.trng = trng = self.trng
+        trng = self.trng
         m.submodules.engine = eng = self.engine
         m.submodules.seq = seq = self.seq
         sb = self.readout.gauss.sample_bits
         m.submodules.noise_fifo = nf = fifo.SyncFIFO(width=sb, depth=self.noise_fifo_depth)
 
-        # Noise: Gaussian samples -> FIFO -> sequencer. The FIFO only holds samples in order;
-        # when it is full the TRNG waits between rows (its streams do not change).
+        # Noise: Gaussian samples -> FIFO -> sequencer. The TRNG top (and its register master
+        # below) advances only in cycles where the FIFO can take a sample: it never sees its
+        # output back-pressured, it just stops in time, so its stream is the free-running one.
+        # "gated" builds the same condition as a clock of its own: in the low phase a
+        # negative-edge register takes the enable, and the TRNG's clock is clk AND that
+        # register, so the TRNG's rising edges are exactly the clk edges with the FIFO not
+        # full, and a simulator that evaluates by clock (Verilator) skips the held TRNG.
+        run = Signal()
+        m.d.comb += run.eq(nf.w_rdy)
+        if self.trng_clock == "enable":
+            m.submodules.trng = EnableInserter(run)(trng)
+        else:
+            m.domains.trng_neg = ClockDomain("trng_neg", clk_edge="neg", reset_less=True,
+                                             local=True)
+            m.domains.trng = ClockDomain("trng", local=True)
+            run_low = Signal(init=1)
+            m.d.trng_neg += run_low.eq(run)
+            m.d.comb += [ClockSignal("trng_neg").eq(ClockSignal("sync")),
+                         ClockSignal("trng").eq(ClockSignal("sync") & run_low),
+                         ResetSignal("trng").eq(ResetSignal("sync"))]
+            m.submodules.trng = DomainRenamer("trng")(trng)
         m.d.comb += [
             nf.w_data.eq(trng.gauss.payload), nf.w_en.eq(trng.gauss.valid),
             trng.gauss.ready.eq(nf.w_rdy),
@@ -389,6 +427,8 @@ class DiffusionCore(wiring.Component):
         # TRNG register bus, owned by the core: one write of CTRL (enable, calibration on) in
         # the first cycle after reset — the condition under which the stream equals
         # NoisePath/TRNGNoise with the same seed — then STATUS and HEALTH_SUMMARY read in turn.
+        # Its registers advance with the TRNG (``run``), so a read always sees the TRNG's
+        # read latency in TRNG cycles.
         bus = trng.csr
         booted = Signal()
         poll = Signal(range(TRNG_POLL_CYCLES))
@@ -400,20 +440,23 @@ class DiffusionCore(wiring.Component):
         with m.If(~booted):
             m.d.comb += [bus.addr.eq(regs.addr("CTRL")), bus.w_stb.eq(1),
                          bus.w_data.eq(ctrl_word)]
-            m.d.sync += booted.eq(1)
+            with m.If(run):
+                m.d.sync += booted.eq(1)
         with m.Else():
             m.d.comb += bus.addr.eq(Mux(which, regs.addr("HEALTH_SUMMARY"),
                                                  regs.addr("STATUS")))
-            m.d.sync += poll.eq(poll + 1)
-            with m.If(poll == TRNG_POLL_CYCLES - 1):
-                # The address has been steady for TRNG_POLL_CYCLES >= read latency + 1 cycles.
-                m.d.sync += which.eq(~which)
-                with m.If(which):
-                    with m.If(bus.r_data[hs_bit]):
-                        m.d.sync += alarm.eq(1)
-                with m.Else():
-                    with m.If(bus.r_data[st_bit]):
-                        m.d.sync += alarm.eq(1)
+            with m.If(run):
+                m.d.sync += poll.eq(poll + 1)
+                with m.If(poll == TRNG_POLL_CYCLES - 1):
+                    # The address has been steady for TRNG_POLL_CYCLES >= read latency + 1
+                    # TRNG cycles.
+                    m.d.sync += which.eq(~which)
+                    with m.If(which):
+                        with m.If(bus.r_data[hs_bit]):
+                            m.d.sync += alarm.eq(1)
+                    with m.Else():
+                        with m.If(bus.r_data[st_bit]):
+                            m.d.sync += alarm.eq(1)
         m.d.comb += self.alarm.eq(alarm)
 
         # Counters: the sequencer's seven, and the engine's by per-evaluation increments when an
@@ -454,17 +497,20 @@ def trng_emulator_config(seed: int, device_seed: int = 1, array=None) -> Emulato
 def build_core(program, sampler: str = "ddpm", steps: int | None = None, *, seed: int = 0,
                device_seed: int = 1, array=None, table_depth: int | None = None,
                noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
-               counter_bits: int = DEFAULT_COUNTER_BITS) -> DiffusionCore:
+               counter_bits: int = DEFAULT_COUNTER_BITS,
+               trng_clock: str = "enable") -> DiffusionCore:
     """A :class:`DiffusionCore` generated from ``program`` (``HardwareProgram``): its engine
     program in the boot ROMs, the step tables of ``sampler``/``steps`` and the time-embedding
     table in the sequencer's memories, and the TRNG of ``hw_sample(program, "trng", ...,
     seed=seed)`` (emulator seed ``seed``, chip ``device_seed``, array ``array``, default 8 × 8).
+    ``trng_clock="gated"`` for Verilator runs (``DiffusionCore``).
     """
     image = core_image(program, sampler, steps, table_depth)
     return DiffusionCore(image, trng_emulator_config(seed, device_seed, array),
-                         noise_fifo_depth=noise_fifo_depth, counter_bits=counter_bits)
+                         noise_fifo_depth=noise_fifo_depth, counter_bits=counter_bits,
+                         trng_clock=trng_clock)
 
 
-__all__ = ["CORE_COUNTERS", "ENGINE_COUNTERS", "ROW_EXTRA_CYCLES", "CoreImage", "DiffusionCore",
-           "build_core", "core_image", "counters_layout", "engine_increments", "image_cycles",
-           "row_cycles", "table_words", "trng_emulator_config"]
+__all__ = ["CORE_COUNTERS", "ENGINE_COUNTERS", "ROW_EXTRA_CYCLES", "TRNG_CLOCKS", "CoreImage",
+           "DiffusionCore", "build_core", "core_image", "counters_layout", "engine_increments",
+           "image_cycles", "row_cycles", "table_words", "trng_emulator_config"]

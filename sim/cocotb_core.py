@@ -11,8 +11,15 @@ payload: target 3 bits, addr, data 16 bits, LSB first); ``phases``: a list of ``
 "tables", "words": [[target, addr, data], ...]}`` or ``{"kind": "images", "steps": k, "n": n,
 "min_cycles": c, "exact": bool}`` (cycles per image == c when ``exact``, else >= c);
 ``pixels`` (the expected images, in order); ``counters`` (expected at the end, read before the
-speed run); ``speed_cycles`` (optional: then one more image is started and the clock runs that
-many cycles with Python asleep, for ``sim_cycles_per_s``); ``out`` (JSON report path).
+speed run); ``speed_cycles`` (optional: then one more image of ``speed_steps`` rows, default the
+last phase's, is started and the clock runs that many cycles with Python asleep, for
+``sim_cycles_per_s``; the report says whether the core was still busy at the end);
+``clock_impl`` (cocotb's clock: ``"gpi"``, the default, toggles the clock in the simulator's C++
+side, so Python really sleeps between transactions; ``"py"`` is a Python coroutine that wakes
+on every edge and limits the run to ≈ 5 × 10^4 cycles/s); ``out`` (JSON report path).
+
+Speed figures: ``sim_cycles_per_s`` is wall time; ``sim_cycles_per_cpu_s`` the same run over
+the process's CPU time (the simulator and Python are one process), steadier on a shared machine.
 """
 
 from __future__ import annotations
@@ -20,13 +27,26 @@ from __future__ import annotations
 import time
 
 import cocotb
-from cocotb.triggers import FallingEdge, RisingEdge, Timer, ValueChange
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, ValueChange
 
 from model.io import atomic_write_json
-from sim.cocotb_util import CLK_NS, start
+from sim.cocotb_util import CLK_NS
 from sim.runner import bench_params
 
 PIXEL_BITS = 8
+#: Reset cycles at the start of the bench.
+RESET_CYCLES = 2
+
+
+async def start_clock(dut, impl: str = "gpi", reset_cycles: int = RESET_CYCLES):
+    """A free-running clock of ``CLK_NS`` (cocotb ``impl``: ``"gpi"`` or ``"py"``) and reset
+    held for ``reset_cycles``, released at a falling edge."""
+    Clock(dut.clk, CLK_NS, unit="ns", impl=impl).start()
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, reset_cycles)
+    await FallingEdge(dut.clk)
+    dut.rst.value = 0
 
 
 @cocotb.test()
@@ -38,7 +58,7 @@ async def core_images(dut):
         getattr(dut, name).value = 0
     dut.pix__ready.value = 1
     t0 = time.perf_counter()
-    await start(dut)
+    await start_clock(dut, p.get("clock_impl", "gpi"))
     if not int(dut.ready.value):
         await RisingEdge(dut.ready)
     boot = int(dut.cycles.value)
@@ -98,18 +118,74 @@ async def core_images(dut):
     assert not diff, f"seed {seed}: counters (RTL, golden) {diff}"
     # Simulation speed of the model alone: one more image started, the clock free-running for
     # `speed_cycles` cycles with Python asleep.
-    speed = None
+    speed = cpu_speed = busy_at_end = None
     if p.get("speed_cycles"):
+        images = [ph for ph in p["phases"] if ph["kind"] == "images"]
         await FallingEdge(dut.clk)
+        dut.steps.value = p.get("speed_steps") or images[-1]["steps"]
         dut.start.value = 1
         await FallingEdge(dut.clk)
         dut.start.value = 0
-        s0 = time.perf_counter()
+        s0, c0 = time.perf_counter(), time.process_time()
         await Timer(p["speed_cycles"] * CLK_NS, "ns")
         speed = p["speed_cycles"] / (time.perf_counter() - s0)
+        cpu_speed = p["speed_cycles"] / max(time.process_time() - c0, 1e-9)
+        busy_at_end = bool(int(dut.busy.value))
     report = {"seed": seed, "images": len(pixels), "bit_exact": True, "boot_cycles": boot,
               "cycles_per_image": cycles, "total_cycles": total, "wall_s": wall,
-              "bench_cycles_per_s": total / wall, "sim_cycles_per_s": speed, "counters": got}
+              "bench_cycles_per_s": total / wall, "sim_cycles_per_s": speed,
+              "sim_cycles_per_cpu_s": cpu_speed, "speed_cycles": p.get("speed_cycles"),
+              "busy_at_end_of_speed_run": busy_at_end,
+              "clock_impl": p.get("clock_impl", "gpi"), "counters": got}
     dut._log.info(f"core: {report}")
     if p.get("out"):
         atomic_write_json(p["out"], report)
+
+
+# -- the pytest / script side ---------------------------------------------------------------------
+def run_core_bench(program, name: str, seed: int, phases, speed_cycles: int = 0,
+                   speed_steps: int | None = None, trng_clock: str = "gated",
+                   clock_impl: str = "gpi") -> dict:
+    """Build the core of ``program`` (``hw.core.build_core`` with ``trng_clock``) with the
+    tables of its first phase (``(sampler, steps, images)`` each; phases after the first load
+    their tables through the ``tables`` port; a phase of 0 images only loads its tables),
+    compute the golden pixels and counts on one ``TRNGNoise(seed)`` stream, run this bench on
+    Verilator and return its report (plus ``expected_pixels`` and the core's ``image``).
+    Raises ``sim.runner.SimulationFailed`` on any mismatch."""
+    import json
+
+    from hw.core import CORE_COUNTERS, build_core, image_cycles, table_words
+    from model.diffusion.hardware import hw_sample
+    from model.diffusion.noise import TRNGNoise
+    from sim.runner import BUILD, run_cocotb
+
+    core = build_core(program, phases[0][0], phases[0][1], seed=seed, trng_clock=trng_clock)
+    img = core.image
+    src = TRNGNoise(seed, gauss_cfg=program.gauss, prefetch=False, chunk_samples=4096)
+    pixels, steps_list = [], []
+    counts = dict.fromkeys(CORE_COUNTERS, 0)
+    for i, (smp, k, n) in enumerate(phases):
+        if n:
+            g = hw_sample(program, src, n, k, smp)
+            pixels += [[int(v) for v in row] for row in g.pixels.reshape(n, -1)]
+            for key, v in program.counts(smp, k).items():
+                counts[key] += v * n
+        if i:
+            steps_list.append({"kind": "tables", "words": [list(w) for w in
+                                                           table_words(program.tables(smp, k))]})
+        steps_list.append({"kind": "images", "steps": k, "n": n,
+                           "min_cycles": image_cycles(img, k), "exact": smp == "ddim"})
+    out = BUILD / "cocotb" / name / "report.json"
+    params = {"dim": img.dim, "fifo_depth": core.noise_fifo_depth,
+              "counter_names": list(CORE_COUNTERS), "counter_bits": core.counter_bits,
+              "tables_addr_bits": len(core.tables.payload.addr), "phases": steps_list,
+              "pixels": pixels, "counters": counts, "out": str(out),
+              "speed_cycles": speed_cycles, "speed_steps": speed_steps,
+              "clock_impl": clock_impl}
+    res = run_cocotb(core, name, "sim.cocotb_core", params, seed=seed, run_name=name)
+    if not (res.tests == 1 and res.failed == 0):
+        raise AssertionError(f"seed {seed}: {res.tests} tests, {res.failed} failed")
+    rep = json.loads(out.read_text())
+    rep["expected_pixels"] = pixels
+    rep["image"] = img
+    return rep

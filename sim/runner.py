@@ -7,9 +7,11 @@ module ``module`` against it through ``cocotb_tools.runner``. Run-time stimulus 
 weights) goes to the bench as JSON in ``SPINDIFF_BENCH`` so that randomising a test never forces a
 rebuild.
 
-Every build is made with FST tracing compiled in (it costs nothing until switched on). Tracing is
-switched on by ``WAVES=1``; without it, a failing run is repeated once with tracing on and the same
-seed, and the path of the trace is printed with the seed, so a failure always leaves a waveform.
+Two builds exist per design, keyed apart in the cache: without tracing (the default: the model
+runs faster, and FST support needs the lz4 headers) and with FST tracing compiled in
+(``TRACE_FLAGS``), used when ``WAVES=1``. Without ``WAVES`` a failing run is repeated once on the
+tracing build with the same seed, and the path of the trace is printed with the seed, so a failure
+always leaves a waveform.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
-VERILATOR_FLAGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-                   "--trace-fst", "--trace-structs")
+VERILATOR_FLAGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+#: Added for a build with tracing (``WAVES=1``, or the rerun of a failing run).
+TRACE_FLAGS = ("--trace-fst", "--trace-structs")
 MAKE_OVERRIDES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2")
 
 
@@ -69,10 +73,86 @@ def to_verilog(top, name: str) -> str:
     return verilog.convert(top, name=name, emit_src=False)
 
 
-def build(top, name: str) -> tuple[Path, str]:
-    """Convert and build ``top`` (cached). Returns the build directory and the top module name."""
-    text = to_verilog(top, name)
-    key = hashlib.sha256("\0".join([text, verilator_version(), *VERILATOR_FLAGS,
+#: Replaces cocotb's ``--public-flat-rw`` in a ports-only build (see :func:`build`).
+PORTS_ONLY_FLAGS = ("--no-public-flat-rw",)
+
+
+def build_flags(waves: bool = False, ports_only: bool = False) -> tuple[str, ...]:
+    """The Verilator flags of a build with (``waves``) or without FST tracing, with every signal
+    visible to the bench or (``ports_only``) only the top level's ports."""
+    return (VERILATOR_FLAGS + (PORTS_ONLY_FLAGS if ports_only else ())
+            + (TRACE_FLAGS if waves else ()))
+
+
+def top_ports(text: str, name: str) -> list[str]:
+    """The port names of module ``name`` in Verilog ``text`` written by Amaranth (Yosys's
+    ``input``/``output`` declarations, one a line)."""
+    return [n for _, _, n in _port_decls(text, name)]
+
+
+def _port_decls(text: str, name: str) -> list[tuple[str, str, str]]:
+    """(direction, width or '', name) of each port of module ``name`` in Amaranth's Verilog."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.startswith(f"module {name}("))
+    except StopIteration:
+        raise ValueError(f"top_ports: no module {name!r} in the Verilog") from None
+    ports = []
+    for ln in lines[start + 1:]:
+        if ln.startswith("endmodule"):
+            break
+        m = re.match(r"\s*(input|output)\s*(\[[^\]]*\])?\s*(\S+);", ln)
+        if m:
+            ports.append((m.group(1), m.group(2) or "", m.group(3)))
+    return ports
+
+
+def register_reset(text: str, name: str) -> str:
+    """``text`` with module ``name`` renamed ``<name>__inner`` and a new top ``name`` with the
+    same ports around it, whose ``rst`` reaches the design through one register (one cycle
+    later). Verilator evaluates the logic fed by a top-level input on every ``eval``; with an
+    input ``rst`` that is every register's next-state logic (Amaranth's synchronous reset is
+    part of it), with a registered one only what the clock triggers."""
+    ports = _port_decls(text, name)
+    if ("input", "", "rst") not in ports or ("input", "", "clk") not in ports:
+        raise ValueError(f"register_reset: module {name!r} has no 1-bit clk and rst inputs")
+    head = f"module {name}("
+    text = text.replace(head, f"module {name}__inner(", 1)
+    decl = "".join(f"  {d} {w + ' ' if w else ''}{n};\n" for d, w, n in ports)
+    conn = ",\n".join(f"    .{n}({'rst_q' if n == 'rst' else n})" for _, _, n in ports)
+    return (text + f"\n{head}{', '.join(n for _, _, n in ports)});\n{decl}"
+            f"  reg rst_q = 1'b1;\n  always @(posedge clk) rst_q <= rst;\n"
+            f"  {name}__inner inner (\n{conn}\n  );\nendmodule\n")
+
+
+def ports_config(text: str, name: str) -> str:
+    """A Verilator configuration file that makes only the top level's ports of ``name``
+    readable and writable over VPI (``public_flat_rw``)."""
+    body = "".join(f'public_flat_rw -module "{name}" -var "{p}"\n'
+                   for p in top_ports(text, name))
+    return "`verilator_config\n" + body
+
+
+def build(top, name: str, waves: bool = False, text: str | None = None,
+          ports_only: bool = False, reset_reg: bool = False) -> tuple[Path, str]:
+    """Convert and build ``top`` (cached; with FST tracing compiled in when ``waves``). Returns
+    the build directory and the top module name. ``text``: the Verilog of ``top`` if already
+    converted.
+
+    ``ports_only``: the bench sees only the top level's ports. cocotb builds with
+    ``--public-flat-rw``, which lets VPI write every signal; Verilator must then assume any of
+    them may change between evaluations and evaluates nearly all combinational logic in its
+    input region on every ``eval`` (twice per clock cycle). With only the ports public the
+    model runs several times faster; benches that read internal signals need the default.
+
+    ``reset_reg``: the design's ``rst`` passes through one register (:func:`register_reset`):
+    Verilator then evaluates only the logic the clock triggers; the design leaves reset one
+    cycle after ``rst`` falls."""
+    text = to_verilog(top, name) if text is None else text
+    if reset_reg:
+        text = register_reset(text, name)
+    flags = build_flags(waves, ports_only)
+    key = hashlib.sha256("\0".join([text, verilator_version(), *flags,
                                     *MAKE_OVERRIDES]).encode())
     build_dir = BUILD / "verilator" / f"{name}-{key.hexdigest()[:16]}"
     stamp = build_dir / "built.stamp"
@@ -83,14 +163,19 @@ def build(top, name: str) -> tuple[Path, str]:
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (stamp.exists() and (build_dir / name).exists()):
-            _verilate(text, name, build_dir)
+            _verilate(text, name, build_dir, flags)
             stamp.write_text(key.hexdigest() + "\n")
     return build_dir, name
 
 
-def _verilate(text: str, name: str, build_dir: Path) -> None:
+def _verilate(text: str, name: str, build_dir: Path, flags: tuple[str, ...]) -> None:
     src = build_dir / f"{name}.v"
     src.write_text(text)
+    sources = [src]
+    if PORTS_ONLY_FLAGS[0] in flags:
+        vlt = build_dir / f"{name}.vlt"
+        vlt.write_text(ports_config(text, name))
+        sources = [vlt, src]
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")
     old_env = dict(os.environ)
@@ -104,8 +189,9 @@ def _verilate(text: str, name: str, build_dir: Path) -> None:
     try:
         print(f"[runner] building {name} with Verilator in {build_dir.relative_to(ROOT)}",
               flush=True)
-        runner.build(sources=[src], hdl_toplevel=name, build_dir=build_dir, waves=True,
-                     build_args=list(VERILATOR_FLAGS), log_file=build_dir / "build.log")
+        runner.build(sources=sources, hdl_toplevel=name, build_dir=build_dir,
+                     waves="--trace-fst" in flags, build_args=list(flags),
+                     log_file=build_dir / "build.log")
     finally:
         os.environ.clear()
         os.environ.update(old_env)
@@ -164,27 +250,36 @@ def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
 
 def run_cocotb(top, name: str, module: str, params: dict | None = None, seed: int = 1,
                run_name: str | None = None, testcase: str | None = None,
-               stream: bool = False) -> CocotbResult:
+               stream: bool = False, ports_only: bool | None = None,
+               reset_reg: bool | None = None) -> CocotbResult:
     """Build ``top`` and run cocotb module ``module`` (dotted import path) against it.
 
     With ``stream`` the simulation's output (progress bars, log) goes to the terminal instead of
-    ``build/cocotb/<run>/sim.log``.
+    ``build/cocotb/<run>/sim.log``. ``ports_only`` and ``reset_reg`` (see :func:`build`;
+    default: the design's ``SIM_PORTS_ONLY`` / ``SIM_RESET_REG`` attribute, else False) for
+    benches that touch only the top's ports and do not count cycles from ``rst``.
 
     Raises :class:`SimulationFailed` (with the seed and the trace path) when a test fails or when
     no test ran.
     """
     params = dict(params or {})
     params.setdefault("seed", seed)
-    build_dir, top_name = build(top, name)
-    run_dir = BUILD / "cocotb" / (run_name or name)
     waves = os.environ.get("WAVES", "0") not in ("", "0")
+    if ports_only is None:
+        ports_only = bool(getattr(top, "SIM_PORTS_ONLY", False))
+    if reset_reg is None:
+        reset_reg = bool(getattr(top, "SIM_RESET_REG", False))
+    text = to_verilog(top, name)
+    build_dir, top_name = build(top, name, waves, text, ports_only, reset_reg)
+    run_dir = BUILD / "cocotb" / (run_name or name)
     res = _run_once(build_dir, top_name, module, params, seed, waves, run_dir, testcase, stream)
     if res.tests and not res.failed:
         if res.wave:
             print(f"[runner] waveform: {res.wave}")
         return res
     if not waves:
-        # Same seed, same stimulus: repeat with tracing so the failure leaves a waveform.
+        # Same seed, same stimulus: repeat on the tracing build so the failure leaves a waveform.
+        build_dir, top_name = build(top, name, True, text, ports_only, reset_reg)
         res = _run_once(build_dir, top_name, module, params, seed, True, run_dir, testcase)
     tail = "\n".join(res.log.splitlines()[-60:])
     what = "ran no test" if res.tests == 0 else f"{res.failed} of {res.tests} tests failed"
