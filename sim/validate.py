@@ -18,6 +18,11 @@ Parts:
    before and after calibration and of the twin (raw-word order, cell-major order, and single
    cells' own streams), the restart tests (1000 restarts x 1000 bits) of the device model, and
    the measured H against the health tests' declared ``HealthConfig.min_entropy``.
+5. RTL dump: a Verilator run of the TRNG top with its readout (8 x 8, default readout, emulator
+   inside) per conditioning mode, its packed words written to ``build/validate/rtl_*.bin`` in
+   the recorded-bitstream format and compared bit for bit with the twin's first bits; SP 800-22
+   on each file as one sequence (the tests its length allows; the others named with the bits
+   they need). ``--rtl-words`` sets the length, ``--no-rtl`` skips it.
 
 What a pass means: the sources are models driven by pseudo-random generators, so the suites
 test the emulator's generator and whether calibration, health tests and conditioning turn the
@@ -27,7 +32,7 @@ test the emulator's generator and whether calibration, health tests and conditio
 ``--quick``: 20 sequences of 10^5 bits per source (the tests that need 10^6 bits are reported
 as not applicable; 20 sequences make the proportion check coarse), a short false-alarm run,
 one short dieharder test, and SP 800-90B without the single-cell streams and with the restart
-test of the calibrated device only. Bad arguments: one error
+test of the calibrated device only; 4,000 words per mode in the RTL dump (32,000 by default). Bad arguments: one error
 line, exit status 2, nothing written.
 """
 
@@ -65,11 +70,13 @@ PROFILES = {
                     fa_windows=4000, ent_bytes=10_000_000,
                     dieharder=((0, 30), (2, 20), (100, 30), (101, 30), (15, 30)),
                     sp800_90b_cells=3,
-                    sp800_90b_restart=("device_uncalibrated", "device_calibrated")),
+                    sp800_90b_restart=("device_uncalibrated", "device_calibrated"),
+                    rtl_build="readout_8x8", rtl_words=32_000),
     "quick": dict(sequences=20, bits=100_000, campaign_windows=400, campaign_seeds=1,
                   fa_seeds=1,
                   fa_windows=500, ent_bytes=1_000_000, dieharder=((100, 10),),
-                  sp800_90b_cells=0, sp800_90b_restart=("device_calibrated",)),
+                  sp800_90b_cells=0, sp800_90b_restart=("device_calibrated",),
+                  rtl_build="readout_8x8", rtl_words=4_000),
 }
 #: Where NIST's SP 800-90B drivers are built (``python -m model.validate.sp800_90b build``).
 TOOLS_90B = ROOT / "build" / "sp800_90b"
@@ -401,11 +408,13 @@ def words_to_bits(words, word_bits: int) -> np.ndarray:
 
 
 def rtl_dump(build: str, modes, words: int, bench_seed: int, out_dir: Path,
-             progress: bool = False) -> dict:
+             progress: bool = False, startup_windows: int = 30) -> dict:
     """Verilator run of the TRNG top with its readout (emulator inside, no back-pressure), one
-    per conditioning mode: ``words`` packed output words dumped to ``out_dir/rtl_<mode>.bin``
-    (recorded-bitstream ``bin`` format) and compared with the first bits of the vectorised twin
-    (``NoisePath.conditioned_bits`` from reset, same emulator seed)."""
+    per conditioning mode: the packed output words from reset dumped to
+    ``out_dir/rtl_<build>_<mode>.bin`` (recorded-bitstream ``bin`` format) and compared with the
+    first bits of the vectorised twin (``NoisePath.conditioned_bits`` from reset, same emulator
+    seed). The run lasts the calibration's start-up (``startup_windows`` windows, whose bits
+    the twin sources drop too; ``startup_bits`` of the file) plus ``words`` words."""
     from model.blocks.config import ConditionerConfig, HealthConfig
     from model.blocks.fastpath import NoisePath
     from model.validate import sources as S
@@ -427,10 +436,14 @@ def rtl_dump(build: str, modes, words: int, bench_seed: int, out_dir: Path,
         cm, k = S.COND_MODES[mode]
         js = out_dir / f"rtl_{build}_{mode}.json"
         t0 = time.perf_counter()
+        start = NoisePath(ecfg, hcfg, seed=emu_seed, cond_mode=cm, cond_k=k)
+        start.run_raw(startup_windows * cfg.window)
+        startup_bits = int(start._cbuf.size)      # conditioned bits of the start-up sweeps
+        items = -(-startup_bits // wbits) + words
         top = MTJTRNGTop(ecfg, configs.readout_config(cfg, readout))
         run_cocotb(StreamHarness(top, ("words", "gauss")), build, "sim.cocotb_readout",
                    {"emu": configs.emu_params(ecfg), "readout": readout, "sel": 0,
-                    "items": words, "cond_mode": cm, "cond_k": k, "gauss_mode": 0,
+                    "items": items, "cond_mode": cm, "cond_k": k, "gauss_mode": 0,
                     "bp_thresh": 0, "random_offsets": False, "out": str(js)},
                    seed=bench_seed, run_name=f"validate_dump_{build}_{mode}")
         r = json.loads(js.read_text())
@@ -442,22 +455,25 @@ def rtl_dump(build: str, modes, words: int, bench_seed: int, out_dir: Path,
         diff = np.flatnonzero(rtl != twin)
         res[mode] = {"file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
                      "format": "bin", "bits": int(rtl.size), "words": len(r["items"]),
+                     "startup_bits": startup_bits,
                      "raw_words": r["raw_words"], "identical": not diff.size,
                      "first_difference": int(diff[0]) if diff.size else None,
                      "cond_mode": cm, "cond_k": k, "seconds": time.perf_counter() - t0}
     return {"build": build, "array": f"{cfg.rows}x{cfg.cols}", "emulator_seed": emu_seed,
-            "bench_seed": bench_seed, "words_per_mode": words, "modes": res}
+            "bench_seed": bench_seed, "words_per_mode": words,
+            "startup_windows": startup_windows, "modes": res}
 
 
 def sp800_22_dump(dump: dict) -> dict:
-    """SP 800-22 on each dumped file as one sequence: the tests its length allows; the others
-    are listed with the bits they need."""
+    """SP 800-22 on each dumped file after its start-up bits, as one sequence: the tests its
+    length allows; the others are listed with the bits they need."""
     from model.validate import sources as S
     out = {}
     for mode, d in dump["modes"].items():
         f = S.FileSource(ROOT / d["file"] if not Path(d["file"]).is_absolute() else d["file"])
-        r = sp800_22_source(f, 1, f.total_bits)
-        out[mode] = {"bits": f.total_bits, "tests_run": r["tests_run"],
+        f.bits(d["startup_bits"])
+        r = sp800_22_source(f, 1, f.remaining)
+        out[mode] = {"bits": r["bits_per_sequence"], "tests_run": r["tests_run"],
                      "tests_ok": r["tests_ok"],
                      "failing": sorted(t for t, v in r["tests"].items() if not v["ok"]),
                      "not_applicable": r["not_applicable"], "ones_fraction": r["ones_fraction"]}
@@ -554,6 +570,10 @@ def figures(rep: dict) -> dict:
             f[f"sp800_90b.restart.{name}.h_rc"] = _fig(
                 min(r["h_r"], r["h_c"]), "bit/sample", "min(H_r, H_c) of the restart rows and "
                 "columns (3.1.4.2; validation needs >= H_I / 2)")
+    for mode, m in rep.get("rtl_dump", {}).get("modes", {}).items():
+        f[f"rtl_dump.{mode}.identical"] = _fig(
+            m["identical"], "bool", f"the RTL's first {m['bits']:,} conditioned bits ({mode}, "
+            f"Verilator) equal the vectorised twin's")
     if "h_measured" in e:
         f["sp800_90b.h_measured"] = _fig(
             e["h_measured"], "bit/sample", "smallest SP 800-90B min-entropy estimate of the raw "
@@ -643,7 +663,34 @@ def markdown(rep: dict) -> str:
               f" ({fa['tests']})."), "",
            "## NIST SP 800-90B", ""]
     md += markdown_90b(rep["sp800_90b"])
+    md += ["## RTL dump against the twin", ""] + markdown_dump(rep.get("rtl_dump", {}))
     return "\n".join(md)
+
+
+def markdown_dump(d: dict) -> list[str]:
+    md = [d.get("status", "not run"), ""]
+    if "modes" not in d:
+        return md
+    md += [f"Verilator run of the TRNG top with its readout ({d['build']}, {d['array']} array, "
+           f"emulator seed {d['emulator_seed']}, no back-pressure), packed words from reset, "
+           f"written in the recorded-bitstream `bin` format and compared bit for bit with the "
+           f"vectorised twin (`NoisePath.conditioned_bits`, same seed); SP 800-22 on each file "
+           f"after the bits of the calibration's start-up ({d['startup_windows']} windows, "
+           f"dropped from the twin sources too) as one sequence.", "",
+           "| mode | file | bits (start-up) | raw words | identical to the twin | "
+           "SP 800-22 ok / run | failing | too short for |", "|---|---|---|---|---|---|---|---|"]
+    for mode, m in d["modes"].items():
+        t = d.get("sp800_22", {}).get(mode, {})
+        diff = "yes" if m["identical"] else f"NO (first difference at bit {m['first_difference']})"
+        md.append(f"| {mode} | `{m['file']}` | {m['bits']:,} ({m['startup_bits']:,}) | "
+                  f"{m['raw_words']:,} | {diff} | "
+                  f"{t.get('tests_ok', '-')} / {t.get('tests_run', '-')} | "
+                  f"{', '.join(t.get('failing', [])) or 'none'} | "
+                  f"{', '.join(t.get('not_applicable', {})) or 'none'} |")
+    notes = {v for t in d.get("sp800_22", {}).values() for v in t["not_applicable"].values()}
+    if notes:
+        md += ["", "Not applicable at this length: " + "; ".join(sorted(notes)) + "."]
+    return md + [""]
 
 
 def markdown_90b(e: dict) -> list[str]:
@@ -778,6 +825,24 @@ def run(args, progress: bool = True) -> dict:
                                          prof["sp800_90b_restart"], args.bits_file,
                                          args.bits_format, log)
     log(f"SP 800-90B: {rep['sp800_90b']['status']}")
+    # 5. RTL dump against the twin, and SP 800-22 on the dumped files
+    if args.no_rtl:
+        rep["rtl_dump"] = {"status": "not run (--no-rtl)"}
+    else:
+        words = prof["rtl_words"] if args.rtl_words is None else args.rtl_words
+        try:
+            dump = rtl_dump(prof["rtl_build"], tuple(S.COND_MODES), words, args.seed,
+                            args.out, progress)
+        except Exception as e:          # noqa: BLE001 - the report says what failed
+            dump = {"status": f"FAILED: {type(e).__name__}: {str(e).splitlines()[0]}"}
+        else:
+            same = all(m["identical"] for m in dump["modes"].values())
+            dump["status"] = (f"the RTL's first {words:,} words per mode are "
+                              + ("identical to the twin's" if same else
+                                 "NOT identical to the twin's"))
+            dump["sp800_22"] = sp800_22_dump(dump)
+        rep["rtl_dump"] = dump
+        log(f"RTL dump: {dump['status']}")
     rep["runtime_s"] = time.perf_counter() - t0
     return rep
 
@@ -795,6 +860,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bits-format", default="bin", help="bin (bytes, MSB first) or ascii")
     ap.add_argument("--no-external", action="store_true", help="skip ent and dieharder")
     ap.add_argument("--no-90b", action="store_true", help="skip SP 800-90B")
+    ap.add_argument("--no-rtl", action="store_true", help="skip the Verilator dump")
+    ap.add_argument("--rtl-words", type=int, default=None,
+                    help="packed words dumped per conditioning mode")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     try:
@@ -802,7 +870,8 @@ def main(argv=None) -> int:
         for name, v, lo, hi in (("--seed", args.seed, 0, 2**31),
                                 ("--sequences", args.sequences, 1, 10_000),
                                 ("--bits", args.bits, 100, 10**9),
-                                ("--campaign-windows", args.campaign_windows, 20, 10**6)):
+                                ("--campaign-windows", args.campaign_windows, 20, 10**6),
+                                ("--rtl-words", args.rtl_words, 1, 10**7)):
             if v is not None and not lo <= v <= hi:
                 raise ArgError(f"{name} = {v}: out of range, allowed [{lo}, {hi}]")
         if args.bits_format not in ("bin", "ascii"):

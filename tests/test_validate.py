@@ -186,7 +186,7 @@ def test_campaign_bad_bit_rule():
 
 # -- the driver ----------------------------------------------------------------------------------
 FAST = ["--quick", "--sequences", "3", "--bits", "20000", "--campaign-windows", "60",
-        "--no-external", "--no-90b", "--no-progress"]
+        "--no-external", "--no-90b", "--no-rtl", "--no-progress"]
 
 
 def test_driver_quick_writes_report(tmp_path):
@@ -224,7 +224,7 @@ def test_driver_bits_file_source(tmp_path):
 
 @pytest.mark.parametrize("args", [["--sequences", "0"], ["--bits", "5"], ["--frobnicate"],
                                   ["--bits-format", "hex"], ["--bits-file", "/nonexistent/x"],
-                                  ["--seed", "x"]])
+                                  ["--seed", "x"], ["--rtl-words", "0"]])
 def test_driver_bad_arguments_write_nothing(tmp_path, capsys, args):
     out = tmp_path / "v"
     assert V.main([*args, "--out", str(out)]) == 2
@@ -256,3 +256,43 @@ def test_campaign_aggregates_seeds():
     assert agg["escaped"][0] == sum(r["escaped"][0] for r in singles)
     assert agg["max_latency_from_first_bad"] == max(r["max_latency_from_first_bad"]
                                                     for r in singles)
+
+
+# -- the RTL dump -------------------------------------------------------------------------------
+def test_words_to_bits_is_the_packer_order():
+    p = NoisePath(S.default_emulator(SEED), seed=SEED)
+    q = NoisePath(S.default_emulator(SEED), seed=SEED)
+    words = p.packed_words(50)
+    assert np.array_equal(V.words_to_bits(words, 32), q.conditioned_bits(50 * 32)), f"seed={SEED}"
+
+
+@pytest.mark.cocotb
+def test_rtl_dump_starts_identical_to_the_twin(tmp_path):
+    """Verilator (the small readout build of tests/test_readout_cocotb.py, cached there): each
+    conditioning mode's packed words, dumped in the recorded format, equal the twin's first
+    bits; another emulator seed differs (the comparison discriminates); SP 800-22 runs on the
+    short files and names the tests they are too short for."""
+    words = 600
+    d = V.rtl_dump("readout_3x5", tuple(S.COND_MODES), words, SEED, tmp_path)
+    assert set(d["modes"]) == set(S.COND_MODES) and d["emulator_seed"] == V.bench_emu_seed(SEED)
+    from model.blocks.config import HealthConfig
+    from sim.configs import READOUT_SMALL, TRNG_SMALL, emulator_config
+    for mode, m in d["modes"].items():
+        tag = f"{mode} seed={SEED}"
+        assert m["identical"] and m["first_difference"] is None, (m, tag)
+        bits = S.read_bits_file(m["file"], "bin")
+        assert bits.size == m["bits"] >= m["startup_bits"] + 32 * words, tag
+        assert m["startup_bits"] > 0, tag
+        cm, k = S.COND_MODES[mode]
+        other = NoisePath(emulator_config(TRNG_SMALL), HealthConfig(TRNG_SMALL,
+                          **READOUT_SMALL["health"]), seed=d["emulator_seed"] + 1, cond_mode=cm,
+                          cond_k=k).conditioned_bits(bits.size)
+        assert not np.array_equal(bits, other), tag
+    t = V.sp800_22_dump(d)
+    for mode, r in t.items():
+        m = d["modes"][mode]
+        assert r["bits"] == m["bits"] - m["startup_bits"] and r["tests_run"] >= 5, (mode, r)
+        assert "minimum 1000000" in r["not_applicable"]["overlapping_template"], r
+    md = "\n".join(V.markdown_dump({**d, "status": "x", "sp800_22": t}))
+    n = t["von_neumann"]["bits"]
+    assert f"universal: sequence too short, n = {n} bits, minimum 387840" in md
