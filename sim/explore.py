@@ -233,8 +233,7 @@ def run_point(task: dict) -> dict:
         rec.update(status="error", error=f"{type(e).__name__}: {e}{where}")
     rec["wall_s"] = round(time.perf_counter() - t0, 3)
     rec["worker"] = f"{socket.gethostname()}:{os.getpid()}"
-    rec["finished_utc"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds")
+    rec["finished_utc"] = _utc()
     return rec
 
 
@@ -243,6 +242,7 @@ class SerialExecutor:
 
     name = "serial"
     workers = 1
+    desc = "serial, 1 process"
 
     def run(self, tasks):
         for t in tasks:
@@ -257,8 +257,14 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, client, cluster=None):
+    def __init__(self, client, cluster=None, where: str | None = None):
         self.client, self.cluster = client, cluster
+        self.where = where or ("Dask LocalCluster" if cluster is not None else
+                               f"Dask scheduler {client.scheduler.address}")
+
+    @property
+    def desc(self) -> str:
+        return f"{self.where}, {self.workers} worker(s)"
 
     @property
     def workers(self) -> int:
@@ -311,7 +317,7 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> DaskExe
             raise BadInput(f"--scheduler = {scheduler!r}: unreachable within "
                            f"{CONNECT_TIMEOUT_S} s ({type(e).__name__}); allowed the address "
                            f"of a running Dask scheduler, e.g. tcp://host:8786") from None
-        return DaskExecutor(client)
+        return DaskExecutor(client, where=f"Dask scheduler {addr}")
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR)
@@ -360,17 +366,59 @@ def run_study(study: Study, executor, out: Path, *, retry_errors: bool = False,
                 raise Interrupted(f"stopped after {stats['new']} new points")
         return [store.get(k) for k in keys]
 
-    if study.mode == "grid":
-        records = space.run_grid(study, evaluate_batch)
-    else:
-        records = space.run_search(study, evaluate_batch, log=log)
-    ops = []
-    if study.operating_points:
-        recs = evaluate_batch([op.settings for op in study.operating_points])
-        ops = list(zip(study.operating_points, recs))
+    started = _utc()
+    try:
+        if study.mode == "grid":
+            records = space.run_grid(study, evaluate_batch)
+        else:
+            records = space.run_search(study, evaluate_batch, log=log)
+        ops = []
+        if study.operating_points:
+            recs = evaluate_batch([op.settings for op in study.operating_points])
+            ops = list(zip(study.operating_points, recs))
+    finally:
+        # One line per run that evaluated something (also an interrupted one): the speed
+        # figures of the summary come from these, so a rerun that finds everything done
+        # keeps them.
+        if stats["new"]:
+            _append_run(out, {"started_utc": started, "seconds": round(
+                time.perf_counter() - t0, 3), "new": stats["new"], "reused": stats["reused"],
+                "worker_seconds": round(stats["eval_s"], 3),
+                "executor": getattr(executor, "desc", executor.name),
+                "workers": executor.workers})
     return {"records": records, "operating_points": ops, "new": stats["new"],
             "reused": stats["reused"], "eval_s": stats["eval_s"],
             "seconds": time.perf_counter() - t0, "store": store}
+
+
+def _utc() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _append_run(out: Path, entry: dict) -> None:
+    import json
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "runs.jsonl", "a") as f:
+        f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def speed(out: Path) -> dict:
+    """Points per minute over every run of the study that evaluated points (``runs.jsonl``)."""
+    import json
+    p = out / "runs.jsonl"
+    runs = []
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            try:
+                runs.append(json.loads(line))
+            except ValueError:
+                continue                        # a torn line of a killed run
+    new = sum(r.get("new", 0) for r in runs)
+    secs = sum(r.get("seconds", 0.0) for r in runs)
+    wsecs = sum(r.get("worker_seconds", 0.0) for r in runs)
+    return {"runs": runs, "points_evaluated": new, "seconds": secs,
+            "points_per_minute": new / (secs / 60.0) if new and secs > 0 else None,
+            "worker_seconds_per_point": wsecs / new if new else None}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -393,8 +441,21 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _log_axis(ax, which: str, values) -> None:
+    """Log scale with plain tick labels when every value is positive and they span a decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    pos = [v for v in values if v > 0]
+    if pos and len(pos) == len(values) and max(pos) / min(pos) > 10:
+        axis = ax.xaxis if which == "x" else ax.yaxis
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def plot(study: Study, ok: list, idx: list, ops: list, path: Path, compare=None) -> None:
-    """Pareto plot of the first two objectives (log x when positive and spanning a decade)."""
+    """Pareto plot of the first two objectives: y the first (quality), x the second (energy);
+    each axis logarithmic when its values are positive and span a decade."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -403,53 +464,70 @@ def plot(study: Study, ok: list, idx: list, ops: list, path: Path, compare=None)
     names = study.objective_names
     if len(names) == 1:
         names = names * 2
-    ox, oy = names[1], names[0]       # x: second objective (energy), y: first (quality)
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    ox, oy = names[1], names[0]
+    steps = "steps-post" if study.senses[:2] == ["min", "min"] else "default"
+    fig, ax = plt.subplots(figsize=(10.0, 5.0))
     xs = [r["metrics"][ox] for r in ok]
     ys = [r["metrics"][oy] for r in ok]
-    ax.scatter(xs, ys, s=14, c="0.65", label=f"points ({len(ok)} ok)", zorder=2)
-    if compare:
-        cx = [r["metrics"][ox] for r in compare["ok"]]
-        cy = [r["metrics"][oy] for r in compare["ok"]]
-        ax.scatter(cx, cy, s=14, marker="x", c="tab:blue", alpha=0.6,
-                   label=f"{compare['name']} ({len(cx)})", zorder=2)
+    allx, ally = list(xs), list(ys)
+    ax.scatter(xs, ys, s=14, c="0.6", label=f"{study.name}: points ({len(ok)} ok)", zorder=2)
+    for j, c in enumerate(compare or []):
+        cx = [r["metrics"][ox] for r in c["ok"]]
+        cy = [r["metrics"][oy] for r in c["ok"]]
+        allx += cx
+        ally += cy
+        col = f"C{j}"
+        ax.scatter(cx, cy, s=18, marker="x+1"[j % 3], c=col, alpha=0.6,
+                   label=f"{c['name']} ({len(cx)} points)", zorder=2)
+        cf = sorted((cx[i], cy[i]) for i in c["idx"])
+        if cf:
+            ax.plot([p[0] for p in cf], [p[1] for p in cf], "--", c=col, lw=1.0, alpha=0.8,
+                    drawstyle=steps, label=f"{c['name']} front", zorder=2)
     f = sorted((xs[i], ys[i]) for i in idx)
     if f:
-        ax.plot([p[0] for p in f], [p[1] for p in f], "-o", c="tab:red", ms=5, lw=1.2,
-                label=f"non-dominated ({len(f)})", zorder=3)
+        ax.plot([p[0] for p in f], [p[1] for p in f], "-o", c="tab:red", ms=5, lw=1.4,
+                drawstyle=steps, label=f"{study.name}: non-dominated ({len(f)})", zorder=3)
     markers = ["*", "D", "P", "s", "^", "v"]
     for i, (op, rec) in enumerate(ops):
         if rec is None or rec.get("status") != "ok":
             continue
         m = rec["metrics"]
-        ax.scatter([m[ox]], [m[oy]], marker=markers[i % len(markers)], s=110, zorder=4,
-                   edgecolors="k", linewidths=0.6, label=op.label)
-    pos = [v for v in xs if v > 0]
-    if pos and max(pos) / min(pos) > 10:
-        ax.set_xscale("log")
+        # open markers of decreasing size: coinciding operating points stay visible
+        ax.scatter([m[ox]], [m[oy]], marker=markers[i % len(markers)], s=190 - 45 * (i % 4),
+                   zorder=4, facecolors="none", edgecolors=f"C{(i + 3) % 10}", linewidths=1.6,
+                   label=op.label)
+    _log_axis(ax, "x", allx)
+    _log_axis(ax, "y", ally)
     ax.set_xlabel(ox)
     ax.set_ylabel(oy)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.set_title(f"study {study.name}: {study.mode}, {len(ok)} points, seed {study.seed}",
                  fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=120)
     plt.close(fig)
 
 
-def _compare(study: Study, out_root: Path):
-    """The front and hypervolume of ``study.compare_with`` measured with this study's
-    objectives and reference point (None when that study has no table yet)."""
-    if not study.compare_with:
-        return None
-    p = out_root / study.compare_with / "results.jsonl"
+def _compare(study: Study, out_root: Path, name: str) -> dict:
+    """The front and hypervolume of the study ``name`` (its last run's points, from its
+    report.json ``keys``) measured with this study's objectives, reference and seed."""
+    import json
+    p = out_root / name / "results.jsonl"
     if not p.is_file():
-        return {"name": study.compare_with, "missing": str(p)}
-    recs = [r for r in ResultStore(p).records() if r.get("seed") == study.seed]
+        return {"name": name, "missing": str(p)}
+    keys = None
+    rep = out_root / name / "report.json"
+    if rep.is_file():
+        try:
+            keys = set(json.loads(rep.read_text()).get("keys") or []) or None
+        except ValueError:
+            keys = None
+    recs = [r for r in ResultStore(p).records() if r.get("seed") == study.seed
+            and (keys is None or r["key"] in keys)]
     ok, idx, hv = front(study, recs)
-    return {"name": study.compare_with, "ok": ok, "idx": idx, "hypervolume": hv,
-            "points": len(recs), "path": str(p)}
+    return {"name": name, "ok": ok, "idx": idx, "hypervolume": hv, "points": len(recs),
+            "path": str(p)}
 
 
 def summarise(study: Study, result: dict, out: Path, out_root: Path, command: str,
@@ -460,23 +538,26 @@ def summarise(study: Study, result: dict, out: Path, out_root: Path, command: st
     records = result["records"]
     ok, idx, hv = front(study, records)
     errors = [r for r in records if r.get("status") != "ok"]
-    cmp = _compare(study, out_root)
+    cmps = [_compare(study, out_root, n) for n in study.compare_with]
     plot(study, ok, idx, result["operating_points"], out / "pareto.png",
-         compare=cmp if cmp and "ok" in cmp else None)
+         compare=[c for c in cmps if "ok" in c])
     names = study.objective_names
     pnames = [p.name for p in study.params]
     front_rows = sorted((ok[i] for i in idx), key=lambda r: [r["metrics"][n] for n in names])
     wall = result["seconds"]
-    ppm = result["new"] / (wall / 60.0) if result["new"] and wall > 0 else None
+    sp = speed(out)
+    ppm = sp["points_per_minute"]
     report = {
         "study": study.to_dict(),
         "points": len(records), "points_ok": len(ok), "points_error": len(errors),
         "points_new_this_run": result["new"], "points_reused": result["reused"],
         "seconds_this_run": round(wall, 2),
         "points_per_minute": ppm,
-        "points_per_minute_definition": "points evaluated in this run / wall minutes of the "
-                                        f"run ({executor_desc}); None when nothing ran",
-        "worker_seconds_per_point": (result["eval_s"] / result["new"]) if result["new"] else None,
+        "points_per_minute_definition": "points evaluated / wall minutes, summed over the "
+                                        "runs of this study that evaluated points (runs.jsonl: "
+                                        "executor, workers, seconds of each)",
+        "worker_seconds_per_point": sp["worker_seconds_per_point"],
+        "runs": sp["runs"],
         "hypervolume": hv,
         "hypervolume_reference": dict(zip(names, study.reference)),
         "front": [{"key": r["key"], "params": r["params"],
@@ -488,21 +569,29 @@ def summarise(study: Study, result: dict, out: Path, out_root: Path, command: st
                              for op, rec in result["operating_points"]],
         "errors": [{"key": r["key"], "params": r["params"], "error": r["error"]}
                    for r in errors],
+        "keys": [r["key"] for r in records],
         "results": "results.jsonl", "plot": "pareto.png", "summary": "summary.md",
         "provenance": provenance(study.seed, command),
     }
-    if cmp is not None:
-        report["compare_with"] = {k: v for k, v in cmp.items() if k not in ("ok", "idx")}
-        if "hypervolume" in cmp:
-            report["compare_with"]["front_size"] = len(cmp["idx"])
-            report["hypervolume_vs_compare"] = hv - cmp["hypervolume"]
+    if cmps:
+        report["compare_with"] = [
+            {k: v for k, v in c.items() if k not in ("ok", "idx")}
+            | ({"front_size": len(c["idx"]), "hypervolume_difference": hv - c["hypervolume"]}
+               if "hypervolume" in c else {}) for c in cmps]
+        report["hypervolume_compared"] = {c["name"]: c["hypervolume"] for c in cmps
+                                          if "hypervolume" in c}
 
     md = [f"# Study `{study.name}` ({study.mode}, evaluator `{study.evaluator}`)", "",
           f"Command: `{command}`; seed {study.seed}; budget {study.budget}; "
           f"{executor_desc}.", "",
           f"Points: {len(records)} ({len(ok)} ok, {len(errors)} failed); this run evaluated "
           f"{result['new']} and reused {result['reused']} from `results.jsonl` in "
-          f"{wall:.1f} s" + (f" ({ppm:.2f} points/min)." if ppm else "."), "",
+          f"{wall:.1f} s.", "",
+          ("Speed: " + (f"{ppm:.2f} points/min, {sp['worker_seconds_per_point']:.1f} worker-s "
+                        f"per point over {len(sp['runs'])} run(s) ("
+                        + "; ".join(f"{r['new']} points in {r['seconds']:.0f} s on "
+                                    f"{r['executor']}" for r in sp["runs"]) + ")."
+                        if ppm else "no points evaluated yet.")), "",
           "Parameters: " + "; ".join(f"`{p.name}` {p.describe()}" for p in study.params) + ".",
           "",
           "Fixed: " + (", ".join(f"`{k}` = {v!r}" for k, v in study.fixed.items()) or "none")
@@ -510,15 +599,15 @@ def summarise(study: Study, result: dict, out: Path, out_root: Path, command: st
           "Objectives: " + ", ".join(f"{o.name} ({o.sense})" for o in study.objectives)
           + f"; hypervolume {hv:.6g} against the reference "
           + ", ".join(f"{n} = {v:g}" for n, v in zip(names, study.reference)) + ".", ""]
-    if cmp is not None:
-        if "hypervolume" in cmp:
-            verdict = ">=" if hv >= cmp["hypervolume"] else "<"
-            md += [f"Against study `{cmp['name']}` ({cmp['points']} points, same objectives, "
-                   f"reference and seed): hypervolume {hv:.6g} {verdict} {cmp['hypervolume']:.6g} "
-                   f"(its front: {len(cmp['idx'])} points).", ""]
+    for c in cmps:
+        if "hypervolume" in c:
+            verdict = ">=" if hv >= c["hypervolume"] else "<"
+            md += [f"Against study `{c['name']}` ({c['points']} points, same objectives, "
+                   f"reference and seed): hypervolume {hv:.6g} {verdict} {c['hypervolume']:.6g} "
+                   f"(its front: {len(c['idx'])} points).", ""]
         else:
-            md += [f"Study `{cmp['name']}` has no table yet ({cmp['missing']}): run it to "
-                   f"compare.", ""]
+            md += [f"Study `{c['name']}` has no table yet ({c['missing']}): run it to compare.",
+                   ""]
     md += [f"## Non-dominated points ({len(front_rows)})", "",
            "| " + " | ".join(names + pnames) + " |",
            "|" + "---|" * (len(names) + len(pnames))]
@@ -590,11 +679,9 @@ def main(argv=None) -> int:
         out = out_root / study.name
         if a.serial:
             executor = SerialExecutor()
-            desc = "serial, 1 process"
         else:
             executor = connect(a.scheduler, a.workers)
-            desc = (f"Dask scheduler {a.scheduler}" if a.scheduler else
-                    "Dask LocalCluster") + f", {executor.workers} worker(s)"
+        desc = executor.desc
         say(f"study {study.name}: {study.mode}, budget {study.budget}, {desc} -> {out}")
         result = run_study(study, executor, out, retry_errors=a.retry_errors, log=say)
         report = summarise(study, result, out, out_root, command, desc)

@@ -380,7 +380,7 @@ def _generic(root: Path, data: dict) -> dict:
 #: Figures of make explore's report.json shown in the report (sim/explore.py, docs/explore.md §4).
 EXPLORE_KEYS = ("points", "points_ok", "points_error", "points_new_this_run", "points_reused",
                 "seconds_this_run", "points_per_minute", "worker_seconds_per_point",
-                "hypervolume", "hypervolume_reference", "hypervolume_vs_compare")
+                "hypervolume", "hypervolume_reference", "hypervolume_compared")
 
 SWEEP_KEYS = ("axis", "tau_us", "refresh_mhz", "dac_bits", "refreshes", "evaluations",
               "hist_l2", "kl_x", "kl_y", "radius_mean", "radius_std")

@@ -145,13 +145,17 @@ def test_cli_bad_input_one_error_nothing_written(case, tmp_path):
 
 
 def test_example_studies_load():
-    for f in ("studies/example.toml", "studies/example-grid.toml"):
-        s = load_study(ROOT / f, X.SCHEMAS)
-        assert s.evaluator == "digits" and s.budget >= 1
-    g = load_study(ROOT / "studies/example-grid.toml", X.SCHEMAS)
     e = load_study(ROOT / "studies/example.toml", X.SCHEMAS)
-    assert g.grid_size() == g.budget == e.budget
-    assert (g.objective_names, g.reference, g.seed) == (e.objective_names, e.reference, e.seed)
+    assert e.evaluator == "digits" and e.mode == "search"
+    assert set(e.compare_with) == {"example-grid", "example-grid-informed"}
+    for name in e.compare_with:
+        g = load_study(ROOT / f"studies/{name}.toml", X.SCHEMAS)
+        assert g.name == name and g.grid_size() == g.budget == e.budget
+        assert (g.objective_names, g.reference, g.seed, g.fixed) == \
+            (e.objective_names, e.reference, e.seed, e.fixed)
+        for p in g.params:          # the grids stay inside the search's space
+            q = next(x for x in e.params if x.name == p.name)
+            assert set(p.grid_values()) <= set(q.grid_values()), p.name
 
 
 # -- pareto --------------------------------------------------------------------------------------

@@ -195,7 +195,7 @@ class Study:
     objectives: tuple
     reference: tuple
     operating_points: tuple = ()
-    compare_with: str | None = None
+    compare_with: tuple = ()
     path: str | None = None
     defaults: dict = field(default_factory=dict, repr=False)
 
@@ -224,7 +224,7 @@ class Study:
                 "reference": dict(zip(self.objective_names, self.reference)),
                 "operating_points": [{"label": o.label, "source": o.source,
                                       "settings": o.settings} for o in self.operating_points],
-                "compare_with": self.compare_with, "path": self.path}
+                "compare_with": list(self.compare_with), "path": self.path}
 
 
 def point_key(evaluator: str, settings: dict, seed: int) -> str:
@@ -325,9 +325,12 @@ def parse_study(data: dict, schemas: dict, *, where: str = "study",
     budget = _int(w, "budget", st["budget"], 1, MAX_BUDGET)
     seed = _int(w, "seed", st.get("seed", 1), 0, 2**32 - 1)
     population = _int(w, "population", st.get("population", min(8, max(2, budget))), 2, 10_000)
-    compare = st.get("compare_with")
-    if compare is not None and (not isinstance(compare, str) or not NAME_RE.match(compare)):
-        raise ValueError(f"{w}: compare_with = {compare!r}: allowed another study's name")
+    compare = st.get("compare_with", [])
+    compare = [compare] if isinstance(compare, str) else compare
+    if not isinstance(compare, list) or not all(
+            isinstance(c, str) and NAME_RE.match(c) and c != name for c in compare):
+        raise ValueError(f"{w}: compare_with = {st.get('compare_with')!r}: allowed another "
+                         f"study's name or a list of names")
 
     known = schema.by_name
     raw_params = data.get("parameters", {})
@@ -402,7 +405,7 @@ def parse_study(data: dict, schemas: dict, *, where: str = "study",
     study = Study(name=name, mode=mode, evaluator=ev, budget=budget, seed=seed,
                   population=population, params=tuple(params), fixed=fixed,
                   objectives=tuple(objectives), reference=tuple(reference),
-                  operating_points=tuple(ops), compare_with=compare,
+                  operating_points=tuple(ops), compare_with=tuple(compare),
                   defaults=schema.defaults())
     if mode == "grid":
         for p in params:
