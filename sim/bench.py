@@ -25,7 +25,20 @@ on one torch thread with software noise (``hardware.measure_speed``): ``float_s`
 ``ratio`` (issue 5's goal: <= 3) and ``hw_images_per_s``, for DDPM (all T steps) and DDIM
 (``--sampler-ddim-steps``), on the default digits checkpoint (``hardware.default_checkpoint``).
 
-``--only trng|crossbar|sampler`` measures one entry.
+Under ``system`` (issue 7): the diffusion core (``hw/core.py``, docs/core.md). ``small_core``:
+the test program's core (tests/test_core.py) from reset through one DDIM-3 image, the same run
+and stimulus on Verilator (``sim/cocotb_core.py``, TRNG on its gated clock) and in Amaranth's
+simulator (TRNG clock enable; same pixels and cycles checked), cycles/s of each and their ratio
+(goal >= 10), and Verilator's free-run rate with Python asleep. ``committed_net``: the committed
+checkpoint's core on Verilator (the build of tests/test_core_cocotb.py): a DDIM-1 image
+bit-exact, then ``--system-speed-cycles`` cycles of a DDIM-50 image with Python asleep (goal
+>= 1e6 cycles/s), cycles per DDPM and DDIM-50 image (``hw.core.image_cycles``, the formula the
+tests check), seconds per image on Verilator, images/s at the Fmax of ``make synth
+DESIGN=core`` (``build/synth/<target>/report-core.json``; null with the reason when absent).
+``golden_hw_mode``: images/s of the vectorised hardware-mode sampler with the TRNG twin's noise
+(``hw_sample(program, "trng", ...)``).
+
+``--only trng|crossbar|sampler|system`` measures one entry.
 """
 
 from __future__ import annotations
@@ -53,7 +66,13 @@ def main(argv=None) -> int:
                     help="images per sampler timing (default 500)")
     ap.add_argument("--sampler-ddim-steps", type=int, default=50,
                     help="DDIM steps of the second sampler timing (default 50)")
-    ap.add_argument("--only", choices=("all", "trng", "crossbar", "sampler"), default="all",
+    ap.add_argument("--system-speed-cycles", type=int, default=1_000_000,
+                    help="cycles of each Verilator free run of the core (default 1000000)")
+    ap.add_argument("--system-golden-images", type=int, default=200,
+                    help="DDIM-50 images of the golden hardware-mode timing; DDPM a tenth "
+                         "(default 200)")
+    ap.add_argument("--only", choices=("all", "trng", "crossbar", "sampler", "system"),
+                    default="all",
                     help="which entries to measure (default all)")
     args = ap.parse_args(argv)
     for name, v, lo, hi in (("--words", args.words, 1000, 10_000_000),
@@ -62,6 +81,9 @@ def main(argv=None) -> int:
                             ("--xbar-pysim-mvms", args.xbar_pysim_mvms, 4, 100_000),
                             ("--sampler-images", args.sampler_images, 1, 100_000),
                             ("--sampler-ddim-steps", args.sampler_ddim_steps, 1, 1000),
+                            ("--system-speed-cycles", args.system_speed_cycles, 1000,
+                             100_000_000),
+                            ("--system-golden-images", args.system_golden_images, 1, 100_000),
                             ("--seed", args.seed, 0, 2**32 - 1)):
         if not lo <= v <= hi:
             print(f"error: {name} = {v}: out of range, allowed [{lo}, {hi}]", file=sys.stderr)
@@ -76,10 +98,12 @@ def main(argv=None) -> int:
         report["crossbar"] = crossbar_bench(args.seed, args.xbar_mvms, args.xbar_pysim_mvms)
     if args.only in ("all", "sampler"):
         report["sampler"] = sampler_bench(args)
+    if args.only in ("all", "system"):
+        report["system"] = system_bench(args)
     atomic_write_json(OUT / "bench.json", report)
     lines = ["# make bench", "", f"Command: `make bench SEED={args.seed}` (git {report['git']}).",
              "", "| figure | value |", "|---|---|"]
-    for section in ("trng", "crossbar", "sampler"):
+    for section in ("trng", "crossbar", "sampler", "system"):
         for k, val in _flat(report.get(section, {}), section):
             if isinstance(val, float):
                 val = f"{val:,.4g}"
@@ -230,6 +254,142 @@ def trng_bench(args) -> dict:
         "twin_fast_masked_cells": fast["masked_cells"],
     }
     return trng
+
+
+def _amaranth_core_run(core, steps: int) -> dict:
+    """The Amaranth simulator on ``core`` with the stimulus of the Verilator bench's first
+    phase (sim/cocotb_core.py): from reset, wait for ``ready`` and a full noise FIFO, one image
+    of ``steps`` rows with ``pix`` always ready. Returns its pixels, cycles and cycles/s."""
+    import time
+
+    from amaranth.sim import Simulator
+    out = {}
+
+    async def bench(ctx):
+        d = core
+        ctx.set(d.pix.ready, 1)
+        await ctx.tick().until(d.ready)
+        await ctx.tick().until(d.noise_level == core.noise_fifo_depth)
+        ctx.set(d.steps, steps)
+        ctx.set(d.start, 1)
+        c0 = ctx.get(d.cycles)
+        await ctx.tick()
+        ctx.set(d.start, 0)
+        pix = []
+        while not ctx.get(d.done):
+            if ctx.get(d.pix.valid):
+                pix.append(ctx.get(d.pix.payload.pixel))
+            await ctx.tick()
+        out.update(pixels=pix, image_cycles=ctx.get(d.cycles) - c0,
+                   total_cycles=ctx.get(d.cycles))
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6, domain="sync")
+    sim.add_testbench(bench)
+    t0 = time.perf_counter()
+    sim.run()
+    out["wall_s"] = time.perf_counter() - t0
+    out["cycles_per_s"] = out["total_cycles"] / out["wall_s"]
+    return out
+
+
+def _core_fmax(cycles_ddpm: int, cycles_ddim: int) -> dict:
+    """Images per second at the post-route Fmax of ``make synth DESIGN=core`` per target
+    (``build/synth/<target>/report-core.json``), or null with the reason."""
+    out = {}
+    for target in ("ecp5", "ice40"):
+        rep = ROOT / "build" / "synth" / target / "report-core.json"
+        if not rep.exists():
+            out[target] = {"images_per_s": None,
+                           "reason": f"no {rep.relative_to(ROOT)}: run `make synth "
+                                     f"TARGET={target} DESIGN=core` first"}
+            continue
+        r = json.loads(rep.read_text())
+        f = r.get("fmax_mhz")
+        if not f:
+            out[target] = {"images_per_s": None, "design": r.get("design"),
+                           "reason": "the report has no fmax_mhz (did not place and route: "
+                                     f"{r.get('error') or r.get('status') or 'see report'})"}
+            continue
+        out[target] = {"fmax_mhz": f, "design": r.get("design"),
+                       "ddpm_images_per_s": f * 1e6 / cycles_ddpm,
+                       "ddim50_images_per_s": f * 1e6 / cycles_ddim,
+                       "note": "cycles per image of the committed net; valid for the design "
+                               "named here only if it is the committed program"}
+    return out
+
+
+def system_bench(args) -> dict:
+    """The diffusion core (module docstring, ``system``)."""
+    import time
+
+    from hw.core import build_core, image_cycles
+    from model.diffusion.hardware import HardwareProgram, default_checkpoint, hw_sample
+    from sim.cocotb_core import run_core_bench
+    from tests.test_core import SEED, small_program
+
+    out = {}
+    print("[bench] system: the small test program's core, Verilator and Amaranth, same run")
+    prog_s = small_program()
+    steps_s = 3
+    v = run_core_bench(prog_s, "core_small", SEED, [("ddim", steps_s, 1)],
+                       speed_cycles=args.system_speed_cycles)
+    a = _amaranth_core_run(build_core(prog_s, "ddim", steps_s, seed=SEED), steps_s)
+    same = a["pixels"] == v["expected_pixels"][0] and a["image_cycles"] == \
+        v["cycles_per_image"][0]
+    if not same:
+        raise SystemExit("error: the Amaranth simulator and Verilator ran the small core "
+                         "differently (pixels or cycles)")
+    out["small_core"] = {
+        "design": "test program core (16 + 8 -> 32 SiLU -> 16, 6 slots), 8x8 TRNG",
+        "run": f"reset, boot, full noise FIFO, one DDIM-{steps_s} image",
+        "run_cycles": v["total_cycles"], "image_cycles": v["cycles_per_image"][0],
+        "verilator_cycles_per_s": v["bench_cycles_per_s"],
+        "amaranth_cycles_per_s": a["cycles_per_s"],
+        "verilator_over_amaranth": v["bench_cycles_per_s"] / a["cycles_per_s"],
+        "same_pixels_and_cycles_in_both": same,
+        "verilator_free_run_cycles_per_s": v["sim_cycles_per_s"],
+        "verilator_free_run_cycles_per_cpu_s": v["sim_cycles_per_cpu_s"],
+        "free_run_note": f"{args.system_speed_cycles} cycles with Python asleep after the "
+                         f"run (one more image, then idle)",
+    }
+
+    print("[bench] system: the committed net's core on Verilator (DDIM-1 images, then "
+          "a DDIM-50 free run)")
+    prog = HardwareProgram.from_checkpoint(default_checkpoint())
+    vf = run_core_bench(prog, "core_full", 1, [("ddim", 1, 1), ("ddim", 50, 0)],
+                        speed_cycles=args.system_speed_cycles, speed_steps=50)
+    img = vf["image"]
+    c_ddpm, c_ddim = image_cycles(img, prog.steps_max), image_cycles(img, 50)
+    rate = vf["sim_cycles_per_s"]
+    out["committed_net"] = {
+        "checkpoint": default_checkpoint().name,
+        "boot_cycles": vf["boot_cycles"],
+        "ddim1_image_cycles_measured": vf["cycles_per_image"][0],
+        "ddim1_image_cycles_formula": image_cycles(img, 1),
+        "verilator_cycles_per_s": rate,
+        "verilator_cycles_per_cpu_s": vf["sim_cycles_per_cpu_s"],
+        "verilator_busy_through_run": vf["busy_at_end_of_speed_run"],
+        "speed_run": f"{args.system_speed_cycles} cycles of a DDIM-50 image, Python asleep",
+        "cycles_per_image": {"ddpm": c_ddpm, "ddim50": c_ddim},
+        "verilator_s_per_image": {"ddpm": c_ddpm / rate, "ddim50": c_ddim / rate},
+        "at_fmax": _core_fmax(c_ddpm, c_ddim),
+    }
+    out["goal_verilator_cycles_per_s_min"] = 1e6
+    out["goal_verilator_over_amaranth_min"] = 10.0
+    out["goal_met"] = {"cycles_per_s": rate >= 1e6,
+                       "over_amaranth": out["small_core"]["verilator_over_amaranth"] >= 10}
+
+    print("[bench] system: golden hardware mode (vectorised hw_sample, TRNG twin noise)")
+    gold = {}
+    for name, steps, n in (("ddim50", 50, args.system_golden_images),
+                           ("ddpm", None, max(1, args.system_golden_images // 10))):
+        t0 = time.perf_counter()
+        hw_sample(prog, "trng", n, steps, "ddim" if name == "ddim50" else "ddpm", seed=1)
+        dt = time.perf_counter() - t0
+        gold[name] = {"images": n, "s": dt, "images_per_s": n / dt}
+    out["golden_hw_mode"] = gold
+    return out
 
 
 if __name__ == "__main__":
