@@ -584,9 +584,9 @@ def summarise(study: Study, result: dict, out: Path, out_root: Path, command: st
     md = [f"# Study `{study.name}` ({study.mode}, evaluator `{study.evaluator}`)", "",
           f"Command: `{command}`; seed {study.seed}; budget {study.budget}; "
           f"{executor_desc}.", "",
-          f"Points: {len(records)} ({len(ok)} ok, {len(errors)} failed); this run evaluated "
-          f"{result['new']} and reused {result['reused']} from `results.jsonl` in "
-          f"{wall:.1f} s.", "",
+          f"Points: {len(records)} ({len(ok)} ok, {len(errors)} failed). This run evaluated "
+          f"{result['new']} and answered {result['reused']} asks from `results.jsonl` "
+          f"(finished earlier or asked twice) in {wall:.1f} s.", "",
           ("Speed: " + (f"{ppm:.2f} points/min, {sp['worker_seconds_per_point']:.1f} worker-s "
                         f"per point over {len(sp['runs'])} run(s) ("
                         + "; ".join(f"{r['new']} points in {r['seconds']:.0f} s on "
