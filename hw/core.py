@@ -31,10 +31,11 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.array_port import ArrayPortSignature
 from hw.layer_engine import LayerEngine, run_cycles
 from hw.sequencer import Sequencer
 from hw.sequencer import cfg_layout as seq_cfg_layout
-from hw.trng_top import MTJTRNGTop, ReadoutConfig
+from hw.trng_top import ARRAY_MODES, MTJTRNGTop, ReadoutConfig
 from model.blocks import csr as regs
 from model.blocks.config import EmulatorConfig, GaussConfig
 from model.blocks.crossbar_config import ACT_LUT, EngineConfig
@@ -250,7 +251,13 @@ class DiffusionCore(wiring.Component):
         Width of every counter and of ``cycles``/``busy_cycles`` (16 … 64, default 48).
     trng_clock : str
         ``"enable"`` (default) or ``"gated"`` (``TRNG_CLOCKS``): how the TRNG top and its
-        register master are held while the noise FIFO is full (docs/core.md "Noise").
+        register master are held while the noise FIFO is full (docs/core.md "Noise");
+        not used with ``array_mode="external"`` (that TRNG is never held).
+    array_mode : str
+        ``"emulator"`` (default) or ``"external"``: ``MTJTRNGTop(..., array=array_mode)``; with
+        ``"external"`` the TRNG's array port is the core's member ``array`` (docs/mtj-array.md,
+        "External array") and the noise stream is ``model.diffusion.noise.DeviceNoise`` of the
+        device that plays it.
 
     Attributes
     ----------
@@ -280,18 +287,23 @@ class DiffusionCore(wiring.Component):
         Zeroes the counters, ``busy_cycles`` and ``alarm``.
     noise_level : Out(range(noise_fifo_depth + 1))
         Samples waiting in the noise FIFO.
+    array : Out(ArrayPortSignature(emu_cfg.array)) (``array_mode="external"`` only)
+        The TRNG's array port (controller side).
     """
 
     #: Its cocotb benches touch only the ports and count cycles on ``cycles``: ``sim.runner``
-    #: builds it with only the ports visible over VPI and ``rst`` through a register (each
-    #: several times faster on Verilator; ``sim.runner.build``).
+    #: builds it with only the ports visible over VPI, ``rst`` through a register and the
+    #: clock (10 ns) made by the model (together ≈ 20 times faster on Verilator;
+    #: ``sim.runner.build``, docs/core.md "Simulation speed").
     SIM_PORTS_ONLY = True
     SIM_RESET_REG = True
+    SIM_CLOCK_NS = 10
 
     def __init__(self, image: CoreImage, emu_cfg: EmulatorConfig,
                  readout: ReadoutConfig | None = None,
                  noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
-                 counter_bits: int = DEFAULT_COUNTER_BITS, trng_clock: str = "enable"):
+                 counter_bits: int = DEFAULT_COUNTER_BITS, trng_clock: str = "enable",
+                 array_mode: str = "emulator"):
         o = "DiffusionCore"
         try:
             if trng_clock not in TRNG_CLOCKS:
@@ -316,7 +328,10 @@ class DiffusionCore(wiring.Component):
                                     ("counter_bits", counter_bits, 16, 64)):
                 if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                     raise ValueError(f"{o}.{name} = {v!r}: allowed integer [{lo}, {hi}]")
-            self.trng = MTJTRNGTop(emu_cfg, readout)
+            if not isinstance(array_mode, str) or array_mode not in ARRAY_MODES:
+                raise ValueError(f"{o}.array_mode = {array_mode!r}: allowed "
+                                 f"{', '.join(map(repr, ARRAY_MODES))}")
+            self.trng = MTJTRNGTop(emu_cfg, readout, array=array_mode)
             self.engine = LayerEngine(image.engine_cfg)
             self.seq = Sequencer(image.dim, image.temb_dim, image.temb_rows, image.table_depth,
                                  image.fx_in, image.fe, readout.gauss,
@@ -330,8 +345,9 @@ class DiffusionCore(wiring.Component):
         self.image, self.emu_cfg, self.readout = image, emu_cfg, readout
         self.noise_fifo_depth, self.counter_bits = noise_fifo_depth, counter_bits
         self.trng_clock = trng_clock
+        self.array_mode = array_mode
         sig = self.seq.signature.members
-        super().__init__({
+        members = {
             "start": In(1),
             "steps": In(range(image.table_depth + 1)),
             "ready": Out(1),
@@ -346,7 +362,10 @@ class DiffusionCore(wiring.Component):
             "busy_cycles": Out(counter_bits),
             "clear": In(1),
             "noise_level": Out(range(noise_fifo_depth + 1)),
-        })
+        }
+        if array_mode == "external":
+            members["array"] = Out(ArrayPortSignature(emu_cfg.array))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -356,6 +375,8 @@ class DiffusionCore(wiring.Component):
         m.submodules.seq = seq = self.seq
         sb = self.readout.gauss.sample_bits
         m.submodules.noise_fifo = nf = fifo.SyncFIFO(width=sb, depth=self.noise_fifo_depth)
+        if self.array_mode == "external":
+            wiring.connect(m, wiring.flipped(self.array), trng.array)
 
         # Noise: Gaussian samples -> FIFO -> sequencer. The TRNG top (and its register master
         # below) advances only in cycles where the FIFO can take a sample: it never sees its
@@ -364,9 +385,16 @@ class DiffusionCore(wiring.Component):
         # negative-edge register takes the enable, and the TRNG's clock is clk AND that
         # register, so the TRNG's rising edges are exactly the clk edges with the FIFO not
         # full, and a simulator that evaluates by clock (Verilator) skips the held TRNG.
+        # An external array (array_mode="external") is not held: a real array needs the
+        # controller's own row timing (a pulse never stretched, bits sensed in the cycle after
+        # SENSE; docs/mtj-array.md), so that TRNG runs every cycle and the FIFO's back-pressure
+        # on `gauss` holds its controller between rows. Only the timing differs; the stream
+        # does not depend on it.
         run = Signal()
-        m.d.comb += run.eq(nf.w_rdy)
-        if self.trng_clock == "enable":
+        m.d.comb += run.eq(nf.w_rdy if self.array_mode == "emulator" else 1)
+        if self.array_mode == "external":
+            m.submodules.trng = trng
+        elif self.trng_clock == "enable":
             m.submodules.trng = EnableInserter(run)(trng)
         else:
             m.domains.trng_neg = ClockDomain("trng_neg", clk_edge="neg", reset_less=True,
@@ -498,17 +526,23 @@ def build_core(program, sampler: str = "ddpm", steps: int | None = None, *, seed
                device_seed: int = 1, array=None, table_depth: int | None = None,
                noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
                counter_bits: int = DEFAULT_COUNTER_BITS,
-               trng_clock: str = "enable") -> DiffusionCore:
+               trng_clock: str = "enable",
+               array_mode: str = "emulator") -> DiffusionCore:
     """A :class:`DiffusionCore` generated from ``program`` (``HardwareProgram``): its engine
     program in the boot ROMs, the step tables of ``sampler``/``steps`` and the time-embedding
     table in the sequencer's memories, and the TRNG of ``hw_sample(program, "trng", ...,
     seed=seed)`` (emulator seed ``seed``, chip ``device_seed``, array ``array``, default 8 × 8).
     ``trng_clock="gated"`` for Verilator runs (``DiffusionCore``).
+
+    ``array_mode="external"`` (``make sim ARRAY=device``): no emulator; the TRNG's array port is
+    the core's ``array`` member, played in simulation by ``sim.device_array.DeviceArrayPlayer``;
+    the golden noise is then ``model.diffusion.noise.DeviceNoise(<device seed>, array=array,
+    gauss_cfg=program.gauss)`` (``seed``/``device_seed`` only set the unused ``SEED`` reset value).
     """
     image = core_image(program, sampler, steps, table_depth)
     return DiffusionCore(image, trng_emulator_config(seed, device_seed, array),
                          noise_fifo_depth=noise_fifo_depth, counter_bits=counter_bits,
-                         trng_clock=trng_clock)
+                         trng_clock=trng_clock, array_mode=array_mode)
 
 
 __all__ = ["CORE_COUNTERS", "ENGINE_COUNTERS", "ROW_EXTRA_CYCLES", "TRNG_CLOCKS", "CoreImage",

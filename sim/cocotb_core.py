@@ -10,13 +10,17 @@ and ``counter_bits`` (the ``counters`` struct, LSB first); ``tables_addr_bits`` 
 payload: target 3 bits, addr, data 16 bits, LSB first); ``phases``: a list of ``{"kind":
 "tables", "words": [[target, addr, data], ...]}`` or ``{"kind": "images", "steps": k, "n": n,
 "min_cycles": c, "exact": bool}`` (cycles per image == c when ``exact``, else >= c);
-``pixels`` (the expected images, in order); ``counters`` (expected at the end, read before the
+``array_device`` (optional, for a core built with ``array_mode="external"``: ``{"array":
+ArrayConfig dict, "seed": device seed}``; ``sim.device_array.DeviceArrayPlayer`` then plays the
+core's array port, waking on its strobes); ``pixels`` (the expected images, in order); ``counters`` (expected at the end, read before the
 speed run); ``speed_cycles`` (optional: then one more image of ``speed_steps`` rows, default the
 last phase's, is started and the clock runs that many cycles with Python asleep, for
 ``sim_cycles_per_s``; the report says whether the core was still busy at the end);
 ``clock_impl`` (cocotb's clock: ``"gpi"``, the default, toggles the clock in the simulator's C++
 side, so Python really sleeps between transactions; ``"py"`` is a Python coroutine that wakes
-on every edge and limits the run to ≈ 5 × 10^4 cycles/s); ``out`` (JSON report path).
+on every edge and limits the run to ≈ 5 × 10^4 cycles/s; ignored, and reported as
+``"model"``, when the build makes its own clock, ``sim.runner.build(clock_ns=)``); ``out``
+(JSON report path).
 
 Speed figures: ``sim_cycles_per_s`` is wall time; ``sim_cycles_per_cpu_s`` the same run over
 the process's CPU time (the simulator and Python are one process), steadier on a shared machine.
@@ -32,7 +36,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, Timer, ValueCh
 
 from model.io import atomic_write_json
 from sim.cocotb_util import CLK_NS
-from sim.runner import bench_params
+from sim.runner import bench_clock_ns, bench_params
 
 PIXEL_BITS = 8
 #: Reset cycles at the start of the bench.
@@ -40,9 +44,14 @@ RESET_CYCLES = 2
 
 
 async def start_clock(dut, impl: str = "gpi", reset_cycles: int = RESET_CYCLES):
-    """A free-running clock of ``CLK_NS`` (cocotb ``impl``: ``"gpi"`` or ``"py"``) and reset
-    held for ``reset_cycles``, released at a falling edge."""
-    Clock(dut.clk, CLK_NS, unit="ns", impl=impl).start()
+    """A free-running clock of ``CLK_NS`` (cocotb ``impl``: ``"gpi"`` or ``"py"``; none when
+    the model makes its own, ``sim.runner.bench_clock_ns``) and reset held for
+    ``reset_cycles``, released at a falling edge."""
+    own = bench_clock_ns()
+    if own is None:
+        Clock(dut.clk, CLK_NS, unit="ns", impl=impl).start()
+    elif own != CLK_NS:
+        raise AssertionError(f"the model's clock is {own} ns, the bench's CLK_NS {CLK_NS} ns")
     dut.rst.value = 1
     await ClockCycles(dut.clk, reset_cycles)
     await FallingEdge(dut.clk)
@@ -57,6 +66,13 @@ async def core_images(dut):
     for name in ("start", "steps", "clear", "tables__valid"):
         getattr(dut, name).value = 0
     dut.pix__ready.value = 1
+    if p.get("array_device"):
+        from model.blocks.config import ArrayConfig
+        from model.blocks.device_path import DevicePort
+        from sim.device_array import DeviceArrayPlayer
+        dev = p["array_device"]
+        DeviceArrayPlayer(dut, DevicePort(ArrayConfig(**dev["array"]), int(dev["seed"])),
+                          seed=seed).start()
     t0 = time.perf_counter()
     await start_clock(dut, p.get("clock_impl", "gpi"))
     if not int(dut.ready.value):
@@ -126,17 +142,21 @@ async def core_images(dut):
         dut.start.value = 1
         await FallingEdge(dut.clk)
         dut.start.value = 0
+        k0 = int(dut.cycles.value)
         s0, c0 = time.perf_counter(), time.process_time()
         await Timer(p["speed_cycles"] * CLK_NS, "ns")
-        speed = p["speed_cycles"] / (time.perf_counter() - s0)
-        cpu_speed = p["speed_cycles"] / max(time.process_time() - c0, 1e-9)
+        ran = int(dut.cycles.value) - k0            # counted by the design, not assumed
+        speed = ran / (time.perf_counter() - s0)
+        cpu_speed = ran / max(time.process_time() - c0, 1e-9)
         busy_at_end = bool(int(dut.busy.value))
+        assert abs(ran - p["speed_cycles"]) <= 1, f"seed {seed}: {ran} cycles in the speed run"
     report = {"seed": seed, "images": len(pixels), "bit_exact": True, "boot_cycles": boot,
               "cycles_per_image": cycles, "total_cycles": total, "wall_s": wall,
               "bench_cycles_per_s": total / wall, "sim_cycles_per_s": speed,
               "sim_cycles_per_cpu_s": cpu_speed, "speed_cycles": p.get("speed_cycles"),
               "busy_at_end_of_speed_run": busy_at_end,
-              "clock_impl": p.get("clock_impl", "gpi"), "counters": got}
+              "clock_impl": "model" if bench_clock_ns() else p.get("clock_impl", "gpi"),
+              "counters": got}
     dut._log.info(f"core: {report}")
     if p.get("out"):
         atomic_write_json(p["out"], report)

@@ -34,6 +34,10 @@ VERILATOR_FLAGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fa
 #: Added for a build with tracing (``WAVES=1``, or the rerun of a failing run).
 TRACE_FLAGS = ("--trace-fst", "--trace-structs")
 MAKE_OVERRIDES = ("CFG_CXXFLAGS_PCH_I=-include", "OPT_FAST=-O2")
+#: Added for a build whose model times itself (``--timing``: the clock of :func:`wrap_top`); the
+#: wheel's verilated.mk leaves the coroutine and C++20 flags empty.
+TIMING_FLAGS = ("--timing",)
+TIMING_MAKE_OVERRIDES = ("CFG_CXXFLAGS_COROUTINES=-fcoroutines", "CFG_CXXFLAGS_STD=-std=gnu++20")
 
 
 class SimulationFailed(AssertionError):
@@ -77,11 +81,13 @@ def to_verilog(top, name: str) -> str:
 PORTS_ONLY_FLAGS = ("--no-public-flat-rw",)
 
 
-def build_flags(waves: bool = False, ports_only: bool = False) -> tuple[str, ...]:
+def build_flags(waves: bool = False, ports_only: bool = False,
+                timing: bool = False) -> tuple[str, ...]:
     """The Verilator flags of a build with (``waves``) or without FST tracing, with every signal
-    visible to the bench or (``ports_only``) only the top level's ports."""
+    visible to the bench or (``ports_only``) only the top level's ports, with (``timing``) or
+    without delays in the model."""
     return (VERILATOR_FLAGS + (PORTS_ONLY_FLAGS if ports_only else ())
-            + (TRACE_FLAGS if waves else ()))
+            + (TIMING_FLAGS if timing else ()) + (TRACE_FLAGS if waves else ()))
 
 
 def top_ports(text: str, name: str) -> list[str]:
@@ -107,37 +113,55 @@ def _port_decls(text: str, name: str) -> list[tuple[str, str, str]]:
     return ports
 
 
-def register_reset(text: str, name: str) -> str:
-    """``text`` with module ``name`` renamed ``<name>__inner`` and a new top ``name`` with the
-    same ports around it, whose ``rst`` reaches the design through one register (one cycle
-    later). Verilator evaluates the logic fed by a top-level input on every ``eval``; with an
-    input ``rst`` that is every register's next-state logic (Amaranth's synchronous reset is
-    part of it), with a registered one only what the clock triggers."""
+def wrap_top(text: str, name: str, reset_reg: bool = False, clock_ns: int | None = None) -> str:
+    """``text`` with module ``name`` renamed ``<name>__inner`` inside a new top ``name`` with
+    the same ports, for a faster Verilator model (:func:`build`):
+
+    * ``reset_reg``: ``rst`` reaches the design through one register (one cycle later).
+      Verilator evaluates the logic fed by a top-level input on every ``eval``; with an input
+      ``rst`` that is every register's next-state logic (Amaranth's synchronous reset is part of
+      it), with a registered one only what the clock triggers.
+    * ``clock_ns``: ``clk`` is no port but a register of the top toggled every ``clock_ns / 2``
+      ns by the model itself (``--timing``), so no VPI call is made per edge; benches still see
+      ``dut.clk`` (read-only) and must not drive it.
+    """
     ports = _port_decls(text, name)
-    if ("input", "", "rst") not in ports or ("input", "", "clk") not in ports:
-        raise ValueError(f"register_reset: module {name!r} has no 1-bit clk and rst inputs")
+    if ("input", "", "clk") not in ports or (reset_reg and ("input", "", "rst") not in ports):
+        raise ValueError(f"wrap_top: module {name!r} has no 1-bit clk and rst inputs")
+    if clock_ns is not None and (clock_ns < 2 or clock_ns % 2):
+        raise ValueError(f"wrap_top.clock_ns = {clock_ns!r}: allowed even integer >= 2")
     head = f"module {name}("
     text = text.replace(head, f"module {name}__inner(", 1)
-    decl = "".join(f"  {d} {w + ' ' if w else ''}{n};\n" for d, w, n in ports)
-    conn = ",\n".join(f"    .{n}({'rst_q' if n == 'rst' else n})" for _, _, n in ports)
-    return (text + f"\n{head}{', '.join(n for _, _, n in ports)});\n{decl}"
-            f"  reg rst_q = 1'b1;\n  always @(posedge clk) rst_q <= rst;\n"
+    outer = [p for p in ports if clock_ns is None or p[2] != "clk"]
+    decl = "".join(f"  {d} {w + ' ' if w else ''}{n};\n" for d, w, n in outer)
+    body = ""
+    if clock_ns is not None:
+        body += f"  reg clk = 1'b0;\n  always #{clock_ns // 2}ns clk = ~clk;\n"
+    if reset_reg:
+        body += "  reg rst_q = 1'b1;\n  always @(posedge clk) rst_q <= rst;\n"
+    conn = ",\n".join(f"    .{n}({'rst_q' if reset_reg and n == 'rst' else n})"
+                      for _, _, n in ports)
+    return (text + f"\n{head}{', '.join(n for _, _, n in outer)});\n{decl}{body}"
             f"  {name}__inner inner (\n{conn}\n  );\nendmodule\n")
 
 
-def ports_config(text: str, name: str) -> str:
+def ports_config(text: str, name: str, clock: bool = False) -> str:
     """A Verilator configuration file that makes only the top level's ports of ``name``
-    readable and writable over VPI (``public_flat_rw``)."""
+    readable and writable over VPI (``public_flat_rw``), and with ``clock`` its ``clk``
+    register (:func:`wrap_top`) readable."""
     body = "".join(f'public_flat_rw -module "{name}" -var "{p}"\n'
                    for p in top_ports(text, name))
+    if clock:
+        body += f'public_flat_rd -module "{name}" -var "clk"\n'
     return "`verilator_config\n" + body
 
 
 def build(top, name: str, waves: bool = False, text: str | None = None,
-          ports_only: bool = False, reset_reg: bool = False) -> tuple[Path, str]:
+          ports_only: bool = False, reset_reg: bool = False,
+          clock_ns: int | None = None) -> tuple[Path, str]:
     """Convert and build ``top`` (cached; with FST tracing compiled in when ``waves``). Returns
     the build directory and the top module name. ``text``: the Verilog of ``top`` if already
-    converted.
+    converted. Three options make a faster model (each keyed in the cache):
 
     ``ports_only``: the bench sees only the top level's ports. cocotb builds with
     ``--public-flat-rw``, which lets VPI write every signal; Verilator must then assume any of
@@ -145,15 +169,20 @@ def build(top, name: str, waves: bool = False, text: str | None = None,
     input region on every ``eval`` (twice per clock cycle). With only the ports public the
     model runs several times faster; benches that read internal signals need the default.
 
-    ``reset_reg``: the design's ``rst`` passes through one register (:func:`register_reset`):
+    ``reset_reg``: the design's ``rst`` passes through one register (:func:`wrap_top`):
     Verilator then evaluates only the logic the clock triggers; the design leaves reset one
-    cycle after ``rst`` falls."""
+    cycle after ``rst`` falls.
+
+    ``clock_ns``: the model makes its own clock of that period (:func:`wrap_top`; the bench
+    must not start a cocotb ``Clock`` — :func:`run_cocotb` tells it through
+    ``SPINDIFF_CLOCK_NS``): no VPI call per edge."""
     text = to_verilog(top, name) if text is None else text
-    if reset_reg:
-        text = register_reset(text, name)
-    flags = build_flags(waves, ports_only)
-    key = hashlib.sha256("\0".join([text, verilator_version(), *flags,
-                                    *MAKE_OVERRIDES]).encode())
+    if reset_reg or clock_ns is not None:
+        text = wrap_top(text, name, reset_reg, clock_ns)
+    timing = clock_ns is not None
+    flags = build_flags(waves, ports_only, timing)
+    make = MAKE_OVERRIDES + (TIMING_MAKE_OVERRIDES if timing else ())
+    key = hashlib.sha256("\0".join([text, verilator_version(), *flags, *make]).encode())
     build_dir = BUILD / "verilator" / f"{name}-{key.hexdigest()[:16]}"
     stamp = build_dir / "built.stamp"
     if stamp.exists() and (build_dir / name).exists():
@@ -163,18 +192,19 @@ def build(top, name: str, waves: bool = False, text: str | None = None,
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (stamp.exists() and (build_dir / name).exists()):
-            _verilate(text, name, build_dir, flags)
+            _verilate(text, name, build_dir, flags, make)
             stamp.write_text(key.hexdigest() + "\n")
     return build_dir, name
 
 
-def _verilate(text: str, name: str, build_dir: Path, flags: tuple[str, ...]) -> None:
+def _verilate(text: str, name: str, build_dir: Path, flags: tuple[str, ...],
+              make: tuple[str, ...]) -> None:
     src = build_dir / f"{name}.v"
     src.write_text(text)
     sources = [src]
     if PORTS_ONLY_FLAGS[0] in flags:
         vlt = build_dir / f"{name}.vlt"
-        vlt.write_text(ports_config(text, name))
+        vlt.write_text(ports_config(text, name, clock=TIMING_FLAGS[0] in flags))
         sources = [vlt, src]
     from cocotb_tools.runner import get_runner
     runner = get_runner("verilator")
@@ -185,7 +215,7 @@ def _verilate(text: str, name: str, build_dir: Path, flags: tuple[str, ...]) -> 
     # passed to the compiler as if it were a source file and multi-file models fail to compile.
     # A variable in MAKEFLAGS acts as a command-line override for the make that the runner calls.
     # OPT_FAST=-O2 instead of the wheel's -Os: the model runs faster for a few seconds more build.
-    os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *MAKE_OVERRIDES]).strip()
+    os.environ["MAKEFLAGS"] = " ".join([os.environ.get("MAKEFLAGS", ""), *make]).strip()
     try:
         print(f"[runner] building {name} with Verilator in {build_dir.relative_to(ROOT)}",
               flush=True)
@@ -211,7 +241,7 @@ def _parse_results(path: Path) -> tuple[int, int]:
 
 def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
               waves: bool, run_dir: Path, testcase: str | None,
-              stream: bool = False) -> CocotbResult:
+              stream: bool = False, clock_ns: int | None = None) -> CocotbResult:
     from cocotb_tools.runner import get_runner
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"
@@ -227,6 +257,8 @@ def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
         "COCOTB_REWRITE_ASSERTION_FILES": "cocotb_*.py",
         "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "INFO"),
     }
+    if clock_ns is not None:
+        extra["SPINDIFF_CLOCK_NS"] = str(clock_ns)
     log = run_dir / "sim.log"
     # WAVES in the environment overrides the runner's own argument; we decide it here.
     old_waves = os.environ.pop("WAVES", None)
@@ -251,13 +283,14 @@ def _run_once(build_dir: Path, name: str, module: str, params: dict, seed: int,
 def run_cocotb(top, name: str, module: str, params: dict | None = None, seed: int = 1,
                run_name: str | None = None, testcase: str | None = None,
                stream: bool = False, ports_only: bool | None = None,
-               reset_reg: bool | None = None) -> CocotbResult:
+               reset_reg: bool | None = None, clock_ns: int | None = None) -> CocotbResult:
     """Build ``top`` and run cocotb module ``module`` (dotted import path) against it.
 
     With ``stream`` the simulation's output (progress bars, log) goes to the terminal instead of
-    ``build/cocotb/<run>/sim.log``. ``ports_only`` and ``reset_reg`` (see :func:`build`;
-    default: the design's ``SIM_PORTS_ONLY`` / ``SIM_RESET_REG`` attribute, else False) for
-    benches that touch only the top's ports and do not count cycles from ``rst``.
+    ``build/cocotb/<run>/sim.log``. ``ports_only``, ``reset_reg`` and ``clock_ns`` (see
+    :func:`build`; default: the design's ``SIM_PORTS_ONLY`` / ``SIM_RESET_REG`` /
+    ``SIM_CLOCK_NS`` attribute, else off) for benches that touch only the top's ports, do not
+    count cycles from ``rst`` and start their clock with :func:`bench_clock_ns` in mind.
 
     Raises :class:`SimulationFailed` (with the seed and the trace path) when a test fails or when
     no test ran.
@@ -269,22 +302,33 @@ def run_cocotb(top, name: str, module: str, params: dict | None = None, seed: in
         ports_only = bool(getattr(top, "SIM_PORTS_ONLY", False))
     if reset_reg is None:
         reset_reg = bool(getattr(top, "SIM_RESET_REG", False))
+    if clock_ns is None:
+        clock_ns = getattr(top, "SIM_CLOCK_NS", None)
     text = to_verilog(top, name)
-    build_dir, top_name = build(top, name, waves, text, ports_only, reset_reg)
+    build_dir, top_name = build(top, name, waves, text, ports_only, reset_reg, clock_ns)
     run_dir = BUILD / "cocotb" / (run_name or name)
-    res = _run_once(build_dir, top_name, module, params, seed, waves, run_dir, testcase, stream)
+    res = _run_once(build_dir, top_name, module, params, seed, waves, run_dir, testcase, stream,
+                    clock_ns)
     if res.tests and not res.failed:
         if res.wave:
             print(f"[runner] waveform: {res.wave}")
         return res
     if not waves:
         # Same seed, same stimulus: repeat on the tracing build so the failure leaves a waveform.
-        build_dir, top_name = build(top, name, True, text, ports_only, reset_reg)
-        res = _run_once(build_dir, top_name, module, params, seed, True, run_dir, testcase)
+        build_dir, top_name = build(top, name, True, text, ports_only, reset_reg, clock_ns)
+        res = _run_once(build_dir, top_name, module, params, seed, True, run_dir, testcase,
+                        clock_ns=clock_ns)
     tail = "\n".join(res.log.splitlines()[-60:])
     what = "ran no test" if res.tests == 0 else f"{res.failed} of {res.tests} tests failed"
     raise SimulationFailed(f"cocotb {module} on {name}: {what}; seed={seed}; "
                            f"waveform={res.wave}; log={run_dir / 'sim.log'}\n{tail}")
+
+
+def bench_clock_ns() -> int | None:
+    """Inside a cocotb module: the period of the clock the model makes itself (a build with
+    ``clock_ns``; then the bench must not drive ``clk``), else None."""
+    v = os.environ.get("SPINDIFF_CLOCK_NS")
+    return int(v) if v else None
 
 
 def bench_params() -> dict:
