@@ -272,20 +272,26 @@ class DaskExecutor:
 
     def run(self, tasks):
         from dask.distributed import as_completed
+        from distributed import KilledWorker
         futs = {}
         for t in tasks:
             f = self.client.submit(run_point, t, pure=False, key=f"explore-{t['key']}")
             futs[f] = t
         try:
             for f in as_completed(list(futs)):
+                # run_point records the point's own exceptions; KilledWorker means the point
+                # took down every worker it was tried on (segfault, out of memory): recorded as
+                # the point's error. Anything else (scheduler lost, cancelled) stops the study
+                # with the finished points kept, and the next run resumes.
                 try:
-                    yield f.result()
-                except Exception as e:                          # noqa: BLE001 (a dead worker)
+                    rec = f.result()
+                except KilledWorker as e:
                     t = futs[f]
-                    yield {"key": t["key"], "params": t["params"], "settings": t["settings"],
+                    rec = {"key": t["key"], "params": t["params"], "settings": t["settings"],
                            "seed": t["seed"], "status": "error", "metrics": None,
-                           "error": f"{type(e).__name__}: {e} (the worker running it died)",
-                           "wall_s": None, "worker": None, "finished_utc": None}
+                           "error": f"KilledWorker: {e} (the point killed its workers)",
+                           "wall_s": None, "worker": None, "finished_utc": _utc()}
+                yield rec
         finally:
             for f in futs:
                 if not f.done():

@@ -267,6 +267,22 @@ def test_dask_client_stopped_then_resumed(dask_exec, tmp_path):
     assert a.table() == b.table()
 
 
+def test_dask_point_that_kills_its_worker_is_recorded(dask_exec, tmp_path):
+    """A point ending its worker process (os._exit) is recorded as KilledWorker once Dask gives
+    it up (it retries a task 3 times: the default allowed-failures, which also lets a healthy
+    point caught on a dying worker finish elsewhere); the others finish, a rerun runs
+    nothing."""
+    d = _study(params={"x1": {"values": [0.1, 0.5, 0.95]}, "x2": {"values": [0.2]}},
+               extra_fixed={"crash_above_x1": 0.9}, budget=3)
+    s = parse_study(d, X.SCHEMAS)
+    r = X.run_study(s, dask_exec, tmp_path / "k")
+    st = ResultStore(tmp_path / "k" / "results.jsonl")
+    assert r["new"] == 3 and st.lines == len(st) == 3
+    bad = [x for x in st.records() if x["status"] == "error"]
+    assert len(bad) == 1 and bad[0]["params"]["x1"] == 0.95 and "KilledWorker" in bad[0]["error"]
+    assert X.run_study(s, dask_exec, tmp_path / "k")["new"] == 0
+
+
 def test_search_stopped_then_resumed_equals_uninterrupted(tmp_path):
     d = _study(mode="search", budget=30, pop=6, seed=SEED)
     s = parse_study(d, X.SCHEMAS)

@@ -9,8 +9,9 @@ front is x2 = … = xn = 0, f2 = 1 − √f1; its hypervolume against the refere
 both minimised; the front is the segment xi = t, t in [a, b], where
 √f1 + √f2 = √n·(b − a).
 
-Two test hooks shared by both: ``delay_s`` (sleep before returning, to let a test stop a study
-midway) and ``fail_above_x1`` (raise for x1 above it: a point that fails on purpose).
+Test hooks shared by both: ``delay_s`` (sleep before returning, to let a test stop a study
+midway), ``fail_above_x1`` (raise for x1 above it: a point that fails on purpose) and
+``crash_above_x1`` (end the process: a point that kills its Dask worker).
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ CONVEX_A, CONVEX_B = 0.15, 0.85
 _HOOKS = (Setting("delay_s", "float", 0.0, 0.0, 60.0,
                   doc="test hook: seconds to sleep per point"),
           Setting("fail_above_x1", "float", 2.0, 0.0, 2.0,
-                  doc="test hook: raise for x1 above this (2 = never)"))
+                  doc="test hook: raise for x1 above this (2 = never)"),
+          Setting("crash_above_x1", "float", 2.0, 0.0, 2.0,
+                  doc="test hook: end the process (os._exit) for x1 above this (2 = never); "
+                      "on Dask a crashed worker, run serially it ends the study"))
 
 
 def _xs(n: int) -> tuple:
@@ -50,6 +54,9 @@ SCHEMAS = {
 def _hooks(s: dict) -> None:
     if s.get("delay_s", 0.0) > 0:
         time.sleep(s["delay_s"])
+    if s["x1"] > s.get("crash_above_x1", 2.0):
+        import os
+        os._exit(3)
     if s["x1"] > s.get("fail_above_x1", 2.0):
         raise RuntimeError(f"failing on purpose: x1 = {s['x1']} > fail_above_x1 = "
                            f"{s['fail_above_x1']}")
