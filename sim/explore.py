@@ -43,6 +43,7 @@ import socket
 import sys
 import time
 import traceback
+import uuid
 from pathlib import Path
 
 from model.explore import benchmarks, pareto, space
@@ -275,7 +276,10 @@ class DaskExecutor:
         from distributed import KilledWorker
         futs = {}
         for t in tasks:
-            f = self.client.submit(run_point, t, pure=False, key=f"explore-{t['key']}")
+            # a fresh task key per submission: a point cancelled by a stopped run (or run by
+            # another study on the same scheduler) never shadows this one
+            f = self.client.submit(run_point, t, pure=False,
+                                   key=f"explore-{t['key']}-{uuid.uuid4().hex[:8]}")
             futs[f] = t
         try:
             for f in as_completed(list(futs)):
@@ -387,11 +391,13 @@ def run_study(study: Study, executor, out: Path, *, retry_errors: bool = False,
         # figures of the summary come from these, so a rerun that finds everything done
         # keeps them.
         if stats["new"]:
+            try:
+                desc, nw = getattr(executor, "desc", executor.name), executor.workers
+            except Exception:                                   # noqa: BLE001 (scheduler gone)
+                desc, nw = executor.name, None
             _append_run(out, {"started_utc": started, "seconds": round(
                 time.perf_counter() - t0, 3), "new": stats["new"], "reused": stats["reused"],
-                "worker_seconds": round(stats["eval_s"], 3),
-                "executor": getattr(executor, "desc", executor.name),
-                "workers": executor.workers})
+                "worker_seconds": round(stats["eval_s"], 3), "executor": desc, "workers": nw})
     return {"records": records, "operating_points": ops, "new": stats["new"],
             "reused": stats["reused"], "eval_s": stats["eval_s"],
             "seconds": time.perf_counter() - t0, "store": store}
