@@ -311,11 +311,14 @@ def _core_fmax(cycles_ddpm: int, cycles_ddim: int) -> dict:
                            "reason": "the report has no fmax_mhz (did not place and route: "
                                      f"{r.get('error') or r.get('status') or 'see report'})"}
             continue
-        out[target] = {"fmax_mhz": f, "design": r.get("design"),
+        design = str(r.get("design"))
+        if "committed program" not in design:
+            out[target] = {"images_per_s": None, "fmax_mhz": f, "design": design,
+                           "reason": "the synthesised core is not the committed program's"}
+            continue
+        out[target] = {"fmax_mhz": f, "design": design,
                        "ddpm_images_per_s": f * 1e6 / cycles_ddpm,
-                       "ddim50_images_per_s": f * 1e6 / cycles_ddim,
-                       "note": "cycles per image of the committed net; valid for the design "
-                               "named here only if it is the committed program"}
+                       "ddim50_images_per_s": f * 1e6 / cycles_ddim}
     return out
 
 
@@ -377,7 +380,8 @@ def system_bench(args) -> dict:
     }
     out["goal_verilator_cycles_per_s_min"] = 1e6
     out["goal_verilator_over_amaranth_min"] = 10.0
-    out["goal_met"] = {"cycles_per_s": rate >= 1e6,
+    out["goal_met"] = {"cycles_per_s_wall": rate >= 1e6,
+                       "cycles_per_cpu_s": vf["sim_cycles_per_cpu_s"] >= 1e6,
                        "over_amaranth": out["small_core"]["verilator_over_amaranth"] >= 10}
 
     print("[bench] system: golden hardware mode (vectorised hw_sample, TRNG twin noise)")

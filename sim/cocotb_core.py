@@ -12,15 +12,15 @@ payload: target 3 bits, addr, data 16 bits, LSB first); ``phases``: a list of ``
 "min_cycles": c, "exact": bool}`` (cycles per image == c when ``exact``, else >= c);
 ``array_device`` (optional, for a core built with ``array_mode="external"``: ``{"array":
 ArrayConfig dict, "seed": device seed}``; ``sim.device_array.DeviceArrayPlayer`` then plays the
-core's array port, waking on its strobes); ``pixels`` (the expected images, in order); ``counters`` (expected at the end, read before the
-speed run); ``speed_cycles`` (optional: then one more image of ``speed_steps`` rows, default the
-last phase's, is started and the clock runs that many cycles with Python asleep, for
-``sim_cycles_per_s``; the report says whether the core was still busy at the end);
-``clock_impl`` (cocotb's clock: ``"gpi"``, the default, toggles the clock in the simulator's C++
-side, so Python really sleeps between transactions; ``"py"`` is a Python coroutine that wakes
-on every edge and limits the run to ≈ 5 × 10^4 cycles/s; ignored, and reported as
-``"model"``, when the build makes its own clock, ``sim.runner.build(clock_ns=)``); ``out``
-(JSON report path).
+core's array port, waking on its strobes); ``pixels`` (the expected images, in order);
+``counters`` (expected at the end, read before the speed run); ``speed_cycles`` (optional: then
+one more image of ``speed_steps`` rows, default the last phase's, is started and the clock runs
+that many cycles with Python asleep, for ``sim_cycles_per_s``; the report says whether the core
+was still busy at the end); ``clock_impl`` (cocotb's clock: ``"gpi"``, the default, toggles
+the clock in the simulator's C++ side, so Python really sleeps between transactions; ``"py"``
+is a Python coroutine that wakes on every edge and limits the run to ≈ 5 × 10^4 cycles/s;
+ignored, and reported as ``"model"``, when the build makes its own clock,
+``sim.runner.build(clock_ns=)``); ``out`` (JSON report path).
 
 Speed figures: ``sim_cycles_per_s`` is wall time; ``sim_cycles_per_cpu_s`` the same run over
 the process's CPU time (the simulator and Python are one process), steadier on a shared machine.
