@@ -444,9 +444,12 @@ def build_core_design(target: str, program: str = DEFAULT_PROGRAM):
     return CoreBoardDesign(core, text)
 
 
-def report_stem(design: str) -> str:
-    """File stem of a design's report: ``report`` for the TRNG path, ``report-<design>`` else."""
-    return "report" if design == "trng" else f"report-{design}"
+def report_stem(design: str, program: str | None = None) -> str:
+    """File stem of a design's report: ``report`` for the TRNG path, ``report-<design>`` else,
+    ``report-core-<program>`` for a core of another program than ``DEFAULT_PROGRAM`` (so the
+    committed net's report and a smaller program's sit side by side)."""
+    stem = "report" if design == "trng" else f"report-{design}"
+    return stem + (f"-{program}" if program not in (None, DEFAULT_PROGRAM) else "")
 
 
 def check_program(design: str, program: str | None) -> None:
@@ -624,8 +627,9 @@ def run_synth(target: str, design: str = "trng", out: str | os.PathLike = "build
     out_dir = Path(out) / target
     # The TRNG path keeps the plain names; other designs get their own, so one target's reports
     # of several designs live side by side (report-crossbar.json next to report.json).
-    stem = report_stem(design)
-    build_dir = out_dir / ("build" if design == "trng" else f"build-{design}")
+    stem = report_stem(design, program)
+    build_dir = out_dir / ("build" if design == "trng" else
+                           "build-" + stem.removeprefix("report-"))
     # Stale logs would confuse progress and parsing, a stale report would outlive a failed run.
     if build_dir.exists():
         shutil.rmtree(build_dir)

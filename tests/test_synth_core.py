@@ -31,6 +31,9 @@ def test_core_is_a_design_and_takes_a_program():
     assert synth.resolve_design("core") is synth.build_core_design
     assert "core" in synth.DESIGNS and synth.DEFAULT_PROGRAM == "committed"
     assert synth.report_stem("core") == "report-core"
+    assert synth.report_stem("core", "committed") == "report-core"
+    assert synth.report_stem("core", "small") == "report-core-small"
+    assert synth.report_stem("trng") == "report"
     synth.check_program("core", None)
     for p in synth.PROGRAMS:
         synth.check_program("core", p)
