@@ -258,6 +258,11 @@ class DiffusionCore(wiring.Component):
         ``"external"`` the TRNG's array port is the core's member ``array`` (docs/mtj-array.md,
         "External array") and the noise stream is ``model.diffusion.noise.DeviceNoise`` of the
         device that plays it.
+    runtime_seed : bool
+        Adds the input ``seed``: the register master writes it into the TRNG's ``SEED`` and
+        reseeds the emulator before enabling it, so the noise stream is ``TRNGNoise(seed)``
+        (``emu_cfg.seed`` only sets the unused reset value); another seed needs no rebuild.
+        Emulator only (default False).
 
     Attributes
     ----------
@@ -289,6 +294,9 @@ class DiffusionCore(wiring.Component):
         Samples waiting in the noise FIFO.
     array : Out(ArrayPortSignature(emu_cfg.array)) (``array_mode="external"`` only)
         The TRNG's array port (controller side).
+    seed : In(32) (``runtime_seed`` only)
+        The emulator seed of the run, taken in the first TRNG cycles after reset: hold it
+        steady from reset until ``ready``.
     """
 
     #: Its cocotb benches touch only the ports and count cycles on ``cycles``: ``sim.runner``
@@ -303,9 +311,14 @@ class DiffusionCore(wiring.Component):
                  readout: ReadoutConfig | None = None,
                  noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
                  counter_bits: int = DEFAULT_COUNTER_BITS, trng_clock: str = "enable",
-                 array_mode: str = "emulator"):
+                 array_mode: str = "emulator", runtime_seed: bool = False):
         o = "DiffusionCore"
         try:
+            if not isinstance(runtime_seed, bool):
+                raise ValueError(f"{o}.runtime_seed = {runtime_seed!r}: must be a bool")
+            if runtime_seed and array_mode != "emulator":
+                raise ValueError(f"{o}.runtime_seed = True: only with array_mode = "
+                                 f"'emulator', not {array_mode!r}")
             if trng_clock not in TRNG_CLOCKS:
                 raise ValueError(f"{o}.trng_clock = {trng_clock!r}: allowed {TRNG_CLOCKS}")
             if not isinstance(image, CoreImage):
@@ -346,6 +359,7 @@ class DiffusionCore(wiring.Component):
         self.noise_fifo_depth, self.counter_bits = noise_fifo_depth, counter_bits
         self.trng_clock = trng_clock
         self.array_mode = array_mode
+        self.runtime_seed = runtime_seed
         sig = self.seq.signature.members
         members = {
             "start": In(1),
@@ -365,6 +379,8 @@ class DiffusionCore(wiring.Component):
         }
         if array_mode == "external":
             members["array"] = Out(ArrayPortSignature(emu_cfg.array))
+        if runtime_seed:
+            members["seed"] = In(32)
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -465,11 +481,34 @@ class DiffusionCore(wiring.Component):
         ctrl_word = regs.pack("CTRL", enable=1, cal_enable=1)
         st_bit = regs.field("STATUS", "alarm_any").lsb
         hs_bit = regs.field("HEALTH_SUMMARY", "any_failed").lsb
-        with m.If(~booted):
-            m.d.comb += [bus.addr.eq(regs.addr("CTRL")), bus.w_stb.eq(1),
-                         bus.w_data.eq(ctrl_word)]
-            with m.If(run):
-                m.d.sync += booted.eq(1)
+        if not self.runtime_seed:
+            with m.If(~booted):
+                m.d.comb += [bus.addr.eq(regs.addr("CTRL")), bus.w_stb.eq(1),
+                             bus.w_data.eq(ctrl_word)]
+                with m.If(run):
+                    m.d.sync += booted.eq(1)
+        else:
+            # Run-time seed: SEED <- seed, CTRL <- reseed (enable clear), then CTRL <- enable |
+            # cal_enable, one write per TRNG cycle. The reseed reloads every generator from
+            # SEED and restarts the warm-up, so the emulator is where a reset with that SEED
+            # reset value would have put it; the controller, calibration and health tests have
+            # not moved (enable was clear), so the stream is TRNGNoise(seed)
+            # (tests/test_core.py, tests/test_core_cocotb.py).
+            step = Signal(2)
+            with m.If(~booted):
+                m.d.comb += bus.w_stb.eq(1)
+                with m.Switch(step):
+                    with m.Case(0):
+                        m.d.comb += [bus.addr.eq(regs.addr("SEED")), bus.w_data.eq(self.seed)]
+                    with m.Case(1):
+                        m.d.comb += [bus.addr.eq(regs.addr("CTRL")),
+                                     bus.w_data.eq(regs.pack("CTRL", reseed=1))]
+                    with m.Default():
+                        m.d.comb += [bus.addr.eq(regs.addr("CTRL")), bus.w_data.eq(ctrl_word)]
+                with m.If(run):
+                    m.d.sync += step.eq(step + 1)
+                    with m.If(step == 2):
+                        m.d.sync += booted.eq(1)
         with m.Else():
             m.d.comb += bus.addr.eq(Mux(which, regs.addr("HEALTH_SUMMARY"),
                                                  regs.addr("STATUS")))
@@ -527,7 +566,7 @@ def build_core(program, sampler: str = "ddpm", steps: int | None = None, *, seed
                noise_fifo_depth: int = DEFAULT_NOISE_FIFO_DEPTH,
                counter_bits: int = DEFAULT_COUNTER_BITS,
                trng_clock: str = "enable",
-               array_mode: str = "emulator") -> DiffusionCore:
+               array_mode: str = "emulator", runtime_seed: bool = False) -> DiffusionCore:
     """A :class:`DiffusionCore` generated from ``program`` (``HardwareProgram``): its engine
     program in the boot ROMs, the step tables of ``sampler``/``steps`` and the time-embedding
     table in the sequencer's memories, and the TRNG of ``hw_sample(program, "trng", ...,
@@ -538,11 +577,15 @@ def build_core(program, sampler: str = "ddpm", steps: int | None = None, *, seed
     the core's ``array`` member, played in simulation by ``sim.device_array.DeviceArrayPlayer``;
     the golden noise is then ``model.diffusion.noise.DeviceNoise(<device seed>, array=array,
     gauss_cfg=program.gauss)`` (``seed``/``device_seed`` only set the unused ``SEED`` reset value).
+
+    ``runtime_seed=True``: the emulator seed is the core's input ``seed`` (``DiffusionCore``);
+    ``seed`` here only sets the unused ``SEED`` reset value.
     """
     image = core_image(program, sampler, steps, table_depth)
     return DiffusionCore(image, trng_emulator_config(seed, device_seed, array),
                          noise_fifo_depth=noise_fifo_depth, counter_bits=counter_bits,
-                         trng_clock=trng_clock, array_mode=array_mode)
+                         trng_clock=trng_clock, array_mode=array_mode,
+                         runtime_seed=runtime_seed)
 
 
 __all__ = ["CORE_COUNTERS", "ENGINE_COUNTERS", "ROW_EXTRA_CYCLES", "TRNG_CLOCKS", "CoreImage",

@@ -336,7 +336,7 @@ def system_bench(args) -> dict:
     prog_s = small_program()
     steps_s = 3
     v = run_core_bench(prog_s, "core_small", SEED, [("ddim", steps_s, 1)],
-                       speed_cycles=args.system_speed_cycles)
+                       speed_cycles=args.system_speed_cycles, runtime_seed=True)
     a = _amaranth_core_run(build_core(prog_s, "ddim", steps_s, seed=SEED), steps_s)
     same = a["pixels"] == v["expected_pixels"][0] and a["image_cycles"] == \
         v["cycles_per_image"][0]

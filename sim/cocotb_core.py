@@ -5,7 +5,8 @@ filling up before a start, the start, the image's pixel beats (``dim`` cycles) a
 Every pixel and, at the end, every counter is compared with what the pytest side computed from
 the golden hardware-mode sampler (``hw_sample`` on the TRNG twin of the core's emulator seed).
 
-Run-time parameters (``SPINDIFF_BENCH``): ``seed``; ``dim``; ``fifo_depth``; ``counter_names``
+Run-time parameters (``SPINDIFF_BENCH``): ``seed``; ``run_seed`` (optional, for a core built
+with ``runtime_seed``: driven on its ``seed`` input from reset on); ``dim``; ``fifo_depth``; ``counter_names``
 and ``counter_bits`` (the ``counters`` struct, LSB first); ``tables_addr_bits`` (the ``tables``
 payload: target 3 bits, addr, data 16 bits, LSB first); ``phases``: a list of ``{"kind":
 "tables", "words": [[target, addr, data], ...]}`` or ``{"kind": "images", "steps": k, "n": n,
@@ -65,6 +66,8 @@ async def core_images(dut):
     a_bits = p["tables_addr_bits"]
     for name in ("start", "steps", "clear", "tables__valid"):
         getattr(dut, name).value = 0
+    if p.get("run_seed") is not None:            # a core built with runtime_seed
+        dut.seed.value = p["run_seed"]
     dut.pix__ready.value = 1
     if p.get("array_device"):
         from model.blocks.config import ArrayConfig
@@ -165,12 +168,14 @@ async def core_images(dut):
 # -- the pytest / script side ---------------------------------------------------------------------
 def run_core_bench(program, name: str, seed: int, phases, speed_cycles: int = 0,
                    speed_steps: int | None = None, trng_clock: str = "gated",
-                   clock_impl: str = "gpi") -> dict:
+                   clock_impl: str = "gpi", runtime_seed: bool = False) -> dict:
     """Build the core of ``program`` (``hw.core.build_core`` with ``trng_clock``) with the
     tables of its first phase (``(sampler, steps, images)`` each; phases after the first load
     their tables through the ``tables`` port; a phase of 0 images only loads its tables),
     compute the golden pixels and counts on one ``TRNGNoise(seed)`` stream, run this bench on
     Verilator and return its report (plus ``expected_pixels`` and the core's ``image``).
+    With ``runtime_seed`` the core is built with another reset seed (``seed + 1``) and gets
+    ``seed`` on its ``seed`` input: the golden stream is still ``TRNGNoise(seed)``.
     Raises ``sim.runner.SimulationFailed`` on any mismatch."""
     import json
 
@@ -179,7 +184,9 @@ def run_core_bench(program, name: str, seed: int, phases, speed_cycles: int = 0,
     from model.diffusion.noise import TRNGNoise
     from sim.runner import BUILD, run_cocotb
 
-    core = build_core(program, phases[0][0], phases[0][1], seed=seed, trng_clock=trng_clock)
+    core = build_core(program, phases[0][0], phases[0][1],
+                      seed=seed + 1 if runtime_seed else seed, trng_clock=trng_clock,
+                      runtime_seed=runtime_seed)
     img = core.image
     src = TRNGNoise(seed, gauss_cfg=program.gauss, prefetch=False, chunk_samples=4096)
     pixels, steps_list = [], []
@@ -201,7 +208,7 @@ def run_core_bench(program, name: str, seed: int, phases, speed_cycles: int = 0,
               "tables_addr_bits": len(core.tables.payload.addr), "phases": steps_list,
               "pixels": pixels, "counters": counts, "out": str(out),
               "speed_cycles": speed_cycles, "speed_steps": speed_steps,
-              "clock_impl": clock_impl}
+              "clock_impl": clock_impl, "run_seed": seed if runtime_seed else None}
     res = run_cocotb(core, name, "sim.cocotb_core", params, seed=seed, run_name=name)
     if not (res.tests == 1 and res.failed == 0):
         raise AssertionError(f"seed {seed}: {res.tests} tests, {res.failed} failed")

@@ -194,6 +194,39 @@ def test_core_ddim_then_ddpm_bit_exact(program):
           f"{image_cycles(core.image, n_ddpm)}); alarm {b.alarm}")
 
 
+class SeedBench(CoreBench):
+    """:class:`CoreBench` with ``run_seed`` on the core's ``seed`` input from the start."""
+
+    def __init__(self, core, phases, seed: int, run_seed: int):
+        super().__init__(core, phases, seed)
+        self.run_seed = run_seed
+
+    async def body(self, ctx, d):
+        ctx.set(d.seed, self.run_seed)
+        await super().body(ctx, d)
+
+
+def test_core_runtime_seed_bit_exact(program):
+    """``runtime_seed``: a core whose reset seed is 0 runs with seed SEED + 4 on its ``seed``
+    input; a DDIM-3 and a DDPM-8 image equal the golden on ``TRNGNoise(SEED + 4)``, and differ
+    from the reset seed's."""
+    run_seed = SEED + 4
+    core = build_core(program, "ddim", 3, seed=0, runtime_seed=True)
+    b = SeedBench(core, [("images", 3, 1, 1.0), ("tables", program.tables("ddpm", 8)),
+                         ("images", 8, 1, 1.0)], seed=SEED, run_seed=run_seed).simulate()
+    got = np.asarray(b.pixels)
+    src = TRNGNoise(run_seed, gauss_cfg=program.gauss, prefetch=False, chunk_samples=4096)
+    want = np.concatenate([hw_sample(program, src, 1, 3, "ddim").pixels.reshape(1, -1),
+                           hw_sample(program, src, 1, 8, "ddpm").pixels.reshape(1, -1)])
+    bad = np.argwhere(got != want)
+    assert got.shape == want.shape and bad.size == 0, \
+        f"run seed {run_seed}: RTL {got.tolist()}, golden {want.tolist()}"
+    other = hw_sample(program, TRNGNoise(0, gauss_cfg=program.gauss, prefetch=False,
+                                         chunk_samples=4096), 1, 3, "ddim")
+    assert not np.array_equal(other.pixels.reshape(-1), got[0]), f"run seed {run_seed}"
+    assert b.cycles[0] == image_cycles(core.image, 3), b.cycles
+
+
 def test_build_core_bad_input(program):
     with pytest.raises(ValueError, match="steps"):
         core_image(program, "ddpm", T + 1)
@@ -210,6 +243,10 @@ def test_build_core_bad_input(program):
         DiffusionCore(img, trng_emulator_config(SEED), counter_bits=8)
     with pytest.raises(ValueError, match="EmulatorConfig"):
         DiffusionCore(img, None)
+    with pytest.raises(ValueError, match="trng_clock"):
+        DiffusionCore(img, trng_emulator_config(SEED), trng_clock="free")
+    with pytest.raises(ValueError, match="runtime_seed"):
+        DiffusionCore(img, trng_emulator_config(SEED), runtime_seed=1)
 
 
 def test_core_image_is_generated(program):
