@@ -361,7 +361,8 @@ def system_bench(args) -> dict:
           "a DDIM-50 free run)")
     prog = HardwareProgram.from_checkpoint(default_checkpoint())
     vf = run_core_bench(prog, "core_full", 1, [("ddim", 1, 1), ("ddim", 50, 0)],
-                        speed_cycles=args.system_speed_cycles, speed_steps=50)
+                        speed_cycles=args.system_speed_cycles, speed_steps=50,
+                        runtime_seed=True)
     img = vf["image"]
     c_ddpm, c_ddim = image_cycles(img, prog.steps_max), image_cycles(img, 50)
     rate = vf["sim_cycles_per_s"]

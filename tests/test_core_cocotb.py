@@ -25,8 +25,8 @@ pytestmark = pytest.mark.cocotb
 
 
 def test_core_verilator_bit_exact():
-    """The small core built with ``runtime_seed`` (reset seed SEED + 1) and SEED on its
-    ``seed`` input: two DDIM-3 and two DDPM-8 images bit-exact with ``TRNGNoise(SEED)``."""
+    """The small core built with ``runtime_seed`` (reset seed 0) and SEED on its ``seed``
+    input: two DDIM-3 and two DDPM-8 images bit-exact with ``TRNGNoise(SEED)``."""
     program = small_program()
     rep = run_core_bench(program, "core_small", SEED, [("ddim", 3, 2), ("ddpm", 8, 2)],
                          speed_cycles=100_000, runtime_seed=True)
@@ -41,13 +41,14 @@ def test_core_verilator_bit_exact():
 
 
 def test_core_verilator_committed_net():
-    """The committed checkpoint's core: boot from its ROMs (28 672 weight words), two DDIM-1
-    images bit-exact, counters, 2·64 + 2 + run_cycles + 7 cycles per image; then DDIM-50
+    """The committed checkpoint's core (``runtime_seed``: reset seed 0, seed input 1): boot
+    from its ROMs (28 672 weight words), two DDIM-1 images bit-exact with ``TRNGNoise(1)``,
+    counters, 2·64 + 2 + run_cycles + 7 cycles per image; then DDIM-50
     tables through the ``tables`` port and 300 000 cycles of a DDIM-50 image with Python asleep
     (the speed figure of a busy core)."""
     program = HardwareProgram.from_checkpoint(default_checkpoint())
     rep = run_core_bench(program, "core_full", 1, [("ddim", 1, 2), ("ddim", 50, 0)],
-                         speed_cycles=300_000, speed_steps=50)
+                         speed_cycles=300_000, speed_steps=50, runtime_seed=True)
     assert rep["images"] == 2 and rep["bit_exact"]
     want = image_cycles(rep["image"], 1)
     assert rep["cycles_per_image"] == [want, want], (rep["cycles_per_image"], want)
