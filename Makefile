@@ -22,7 +22,7 @@ help:
 	@echo "make sim     main job: the diffusion core generates images on Verilator, bit-exact vs the golden model, FID, energy -> build/sim/"
 	@echo "             (IMAGES=16 STEPS=50 SAMPLER=ddpm|ddim DATASET=digits SEED=1 WAVES=1)"
 	@echo "make sim-array  the MTJ array path alone: calibration maps, hardware Gaussian noise -> build/sim-array/"
-	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar) -> build/synth/<target>/report*.json"
+	@echo "make synth   FPGA flow (TARGET=ice40|ecp5, DESIGN=trng|array|crossbar|core [PROGRAM=committed|small]) -> build/synth/<target>/report*.json"
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make report  energy model beside the papers + latest bench/synth/sampler tables -> build/report/report.{json,md,html}"
@@ -76,16 +76,18 @@ test: venv deps
 IMAGES  ?= 16
 STEPS   ?= 50
 SAMPLER ?= ddpm
+# ARRAY=device: physics in the loop (the device model plays the TRNG's array port).
+ARRAY   ?= emulator
 sim: venv deps
 	$(BIN)/python -m sim.core_run --images $(IMAGES) --steps $(STEPS) --sampler $(SAMPLER) \
-	  --dataset $(DATASET) --seed $(SEED) $(if $(WAVES),--waves,)
+	  --dataset $(DATASET) --seed $(SEED) --array $(ARRAY) $(if $(WAVES),--waves,)
 
 # The MTJ array path alone (calibration maps, hardware Gaussian histograms) -> build/sim-array/.
 sim-array: venv deps
 	$(BIN)/python -m sim.system --seed $(SEED)
 
 synth: venv
-	$(BIN)/python -m sim.synth --target $(TARGET) --design $(DESIGN)
+	$(BIN)/python -m sim.synth --target $(TARGET) --design $(DESIGN) $(if $(PROGRAM),--program $(PROGRAM),)
 
 bench: venv deps
 	$(BIN)/python -m sim.bench --seed $(SEED)

@@ -27,7 +27,21 @@ on Verilator -- the main job of the kit.
 One Verilator build serves every sampler and step count: the core is built with the DDIM-1 step
 tables at reset (the build of ``tests/test_core_cocotb.py``, so a test run leaves it cached) and
 other tables are written through the core's ``tables`` port before the first image. The emulator
-seed is a reset value of the RTL, so another ``--seed`` is another build (≈ 2–3 min).
+seed is run-time stimulus too: the core is built with ``runtime_seed=True`` (reset seed
+``sim.cocotb_core.RUNTIME_RESET_SEED``) and the bench puts ``--seed`` on its ``seed`` input,
+which the core's register master writes into the TRNG's SEED before enabling it; the TRNG runs
+on its own gated clock (``trng_clock="gated"``, skipped by Verilator while the noise FIFO is
+full).
+
+``--array device`` (``make sim ARRAY=device``, physics in the loop): the core is built with its
+TRNG's array port brought out (``build_core(..., array_mode="external")``, no emulator), the
+bench plays that port with the VCMA-MTJ device model (``sim.device_array.DeviceArrayPlayer`` on a
+``DevicePort`` seeded with ``--seed``), and the golden run is ``hw_sample(program,
+DeviceNoise(seed, array=..., gauss_cfg=program.gauss), ...)``. The device seed is run-time
+stimulus (one build for every seed); the per-row Python of the player and of the twin makes the
+run slower than the emulator's (see docs/mtj-array.md). The FID batch cannot take the per-row
+twin (hours for 2000 images): it uses the ``"mtj"`` source (the same device physics,
+vectorised, open-loop calibration), named in the report.
 
 Bad input (steps beyond the schedule table, unknown sampler, counts out of range) prints one
 ``error:`` line and exits with 2 before anything is written.
@@ -49,6 +63,9 @@ import sim.cocotb_core as _bench
 from sim.runner import bench_params
 
 SAMPLERS = ("ddim", "ddpm")
+#: ``--array`` (Makefile ARRAY): the emulator inside the core, or the device model playing the
+#: brought-out array port.
+ARRAYS = ("emulator", "device")
 #: Data sets with an image checkpoint (``make train DATASET=...``); the core takes image nets only.
 DATASETS = ("digits", "fashion-mnist")
 #: Defaults of ``make sim`` (Makefile IMAGES/STEPS/SAMPLER): 16 images of ancestral DDPM on 50
@@ -61,6 +78,7 @@ SYNTH_REPORT = ("ecp5", "report-core.json")
 #: The reset tables of the build (the committed-net test's build: one cache for both).
 BUILD_SAMPLER, BUILD_STEPS = "ddim", 1
 BUILD_NAME = "core_full"
+BUILD_NAME_DEVICE = "core_full_device"
 RUN_NAME = "core_run"
 GRID_MAX = 16
 
@@ -130,8 +148,9 @@ def _parse(argv) -> argparse.Namespace:
     p.add_argument("--sampler", default=DEFAULT_SAMPLER,
                    help="ddpm (default; strided when steps < T) or ddim")
     p.add_argument("--dataset", default="digits", help=f"one of {DATASETS} (default digits)")
-    p.add_argument("--seed", type=int, default=1, help="TRNG emulator seed (default 1; another "
-                   "seed is another Verilator build)")
+    p.add_argument("--seed", type=int, default=1, help="TRNG emulator seed (default 1), or "
+                   "with --array device the device model's seed; run-time, one build for all")
+    p.add_argument("--array", default="emulator", help=f"one of {ARRAYS} (default emulator)")
     p.add_argument("--fid-n", type=int, default=2000,
                    help="images of the golden and software batches for FID (default 2000)")
     p.add_argument("--speed-cycles", type=int, default=0, help="after the images, run one more "
@@ -142,6 +161,8 @@ def _parse(argv) -> argparse.Namespace:
     a = p.parse_args(argv)
     if a.sampler not in SAMPLERS:
         raise _BadInput(f"--sampler = {a.sampler!r}: unknown, allowed {SAMPLERS}")
+    if a.array not in ARRAYS:
+        raise _BadInput(f"--array = {a.array!r}: unknown, allowed {ARRAYS}")
     if a.dataset not in DATASETS:
         raise _BadInput(f"--dataset = {a.dataset!r}: unknown, allowed {DATASETS}")
     _int_in("--images", a.images, 1, 10_000)
@@ -273,6 +294,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
     import torch
 
     from hw.core import CORE_COUNTERS, build_core
+    from sim.cocotb_core import RUNTIME_RESET_SEED
     from model.diffusion.data import load_dataset
     from model.diffusion.hardware import HardwareProgram, hw_sample
     from model.diffusion.metrics import FIDReference, feature_net
@@ -281,6 +303,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
     from sim.meta import ROOT, provenance
     from sim.runner import BUILD, run_cocotb
 
+    device = a.array == "device"
     torch.set_num_threads(1)
     out = Path(a.out) if a.out else ROOT / "build" / "sim"
     ckpt, float_ckpt = checkpoints(a.dataset)
@@ -298,13 +321,28 @@ def run(a: argparse.Namespace, command: str) -> dict:
     t = time.perf_counter()
     _say(f"core generation ({a.dataset}, {ckpt.name})")
     try:
-        core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=a.seed)
+        if device:
+            core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=1,
+                              array_mode="external")
+        else:
+            core = build_core(program, BUILD_SAMPLER, BUILD_STEPS, seed=RUNTIME_RESET_SEED,
+                              trng_clock="gated", runtime_seed=True)
     except ValueError as e:
         raise _BadInput(f"--dataset = {a.dataset!r}: checkpoint {ckpt.name} does not fit the "
                         f"core: {e}") from e
     _say(f"golden hw_sample of {n} images")
-    golden = hw_sample(program, "trng", n, a.steps, a.sampler, a.seed)
+    if device:
+        from model.diffusion.noise import DeviceNoise
+        noise = DeviceNoise(a.seed, array=core.emu_cfg.array, gauss_cfg=program.gauss)
+    else:
+        noise = "trng"
+    golden = hw_sample(program, noise, n, a.steps, a.sampler, a.seed)
     params = core_bench_params(program, core, a.sampler, a.steps, golden)
+    if device:
+        from dataclasses import asdict
+        params["array_device"] = {"array": asdict(core.emu_cfg.array), "seed": a.seed}
+    else:
+        params["run_seed"] = a.seed
     run_dir = BUILD / "cocotb" / RUN_NAME
     bench_out, rtl_out = run_dir / "bench.json", run_dir / "rtl_pixels.json"
     for f in (bench_out, rtl_out):
@@ -317,8 +355,8 @@ def run(a: argparse.Namespace, command: str) -> dict:
     os.environ.setdefault("GPI_LOG_LEVEL", "WARNING")
     _say(f"Verilator run of {n} {a.sampler}-{a.steps} images (build cached in build/verilator)")
     t_sim = time.perf_counter()
-    res = run_cocotb(core, BUILD_NAME, "sim.core_run", params, seed=a.seed, run_name=RUN_NAME,
-                     stream=True)
+    res = run_cocotb(core, BUILD_NAME_DEVICE if device else BUILD_NAME, "sim.core_run", params,
+                     seed=a.seed, run_name=RUN_NAME, stream=True)
     wall_sim = time.perf_counter() - t_sim
     bench = json.loads(bench_out.read_text())
     rtl = np.asarray(json.loads(rtl_out.read_text()), dtype=np.int64)
@@ -331,7 +369,8 @@ def run(a: argparse.Namespace, command: str) -> dict:
     _say(f"FID batches of {a.fid_n} images: golden hardware mode and software float")
     real = load_dataset(a.dataset, "train").x
     fid_ref = FIDReference(real, feature_net(a.dataset, progress=False))
-    hw_big = hw_sample(program, "trng", a.fid_n, a.steps, a.sampler, a.seed)
+    fid_noise = "mtj" if device else "trng"
+    hw_big = hw_sample(program, fid_noise, a.fid_n, a.steps, a.sampler, a.seed)
     fid_hw = fid_ref.score(hw_big.images.reshape(a.fid_n, *real.shape[1:]))
     sw, sw_ckpt = _software(a.sampler, a.steps, a.fid_n, a.seed, real.shape[1:], float_ckpt)
     fid_sw = fid_ref.score(sw)
@@ -356,7 +395,7 @@ def run(a: argparse.Namespace, command: str) -> dict:
         "fid_sw": fid_sw,
         "fid": {"n": a.fid_n, "real": f"{a.dataset} train split ({len(real)} images)",
                 "features": f"model.diffusion.metrics.feature_net({a.dataset!r})",
-                "hw": f"hw_sample(program, 'trng', {a.fid_n}, {a.steps}, {a.sampler!r}, "
+                "hw": f"hw_sample(program, {fid_noise!r}, {a.fid_n}, {a.steps}, {a.sampler!r}, "
                       f"seed={a.seed})",
                 "sw": f"samplers.sample({a.sampler!r}, steps={a.steps}) on "
                       f"{Path(sw_ckpt).name} (float), software noise seed {a.seed}, clipped "
@@ -373,6 +412,9 @@ def run(a: argparse.Namespace, command: str) -> dict:
         "images_per_s_at_fmax": fmax_images_per_s(float(np.mean(cpi)), ROOT),
         "counters_per_image": {k: int(v) for k, v in golden.counts.items()},
         "dataset": a.dataset, "sampler": a.sampler, "steps": a.steps, "seed": a.seed,
+        "array": a.array,
+        "noise": (noise.describe() if device else
+                  f"hw_sample(program, 'trng', seed={a.seed}): the emulator's twin"),
         "checkpoint": str(Path(ckpt).relative_to(ROOT)) if Path(ckpt).is_relative_to(ROOT)
         else str(ckpt),
         "wall_s": {"simulation": wall_sim, "total": time.perf_counter() - t},
