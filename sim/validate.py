@@ -370,8 +370,12 @@ def run_sp800_90b(seed: int, cells_per_source: int, restarts: tuple, bits_file=N
         if SOURCES_90B[name]:
             cand += [v for v in (r["h_r"], r["h_c"]) if v is not None] if r["validation_pass"] \
                 else [0.0]
-    h = min(cand)
     declared = HealthConfig(ArrayConfig()).min_entropy
+    if not cand:
+        out["status"] = (f"no calibrated source tested: no measured H (the health tests "
+                         f"declare H = {declared})")
+        return out
+    h = min(cand)
     out["h_measured"] = h
     out["h_floor"] = math.floor(h * 10 + 1e-9) / 10
     out["h_declared"] = declared
@@ -749,8 +753,9 @@ def markdown_90b(e: dict) -> list[str]:
             md.append(f"| {name} | {r['h_i']:.4f} | {r['x_max']} / {r['x_cutoff']} | "
                       f"{'pass' if r['sanity_pass'] else 'FAIL'} | {hr} | {hc} | "
                       f"{'pass' if r['validation_pass'] else 'FAIL'} |")
-    md += ["", f"Measured H (after calibration, floored to 0.1): {e['h_floor']}; declared by the "
-           f"health tests: {e['h_declared']}.", ""]
+    if "h_floor" in e:
+        md += ["", f"Measured H (after calibration, floored to 0.1): {e['h_floor']}; declared by "
+               f"the health tests: {e['h_declared']}.", ""]
     return md
 
 

@@ -160,3 +160,20 @@ def test_driver_measures_the_declared_health_h(tools):
     assert figs["sp800_90b.h_measured"]["value"] == e["h_measured"]
     with pytest.raises(ValueError, match="source 'nope'"):
         V.run_sp800_90b(SEED, 0, (), sources=("nope",))
+
+
+@needs_binding
+def test_driver_recorded_file(tmp_path):
+    """A recorded bitstream of 10^6 bits gets a non-IID row; a shorter one is named with the
+    count SP 800-90B needs."""
+    from model.validate import sources as S
+    from sim import validate as V
+    S.write_bits_file(tmp_path / "rec.bin", _iid(0.5, N_SAMPLES, SEED + 3))
+    e = V.run_sp800_90b(SEED, 0, (), tmp_path / "rec.bin", sources=())
+    (row,) = e["non_iid"]
+    assert row["source"] == "file" and row["h_initial"] > 0.8 and "h_measured" not in e
+    assert "no calibrated source" in e["status"] and "not run" in "\n".join(V.markdown_90b(e))
+    S.write_bits_file(tmp_path / "short.bin", _iid(0.5, 80_000, SEED))
+    e = V.run_sp800_90b(SEED, 0, (), tmp_path / "short.bin", sources=())
+    assert e["file"] == ("not run: 80,000 bits in --bits-file, the SP 800-90B non-IID estimate "
+                         "needs 1,000,000") and not e["non_iid"]
