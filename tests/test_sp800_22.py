@@ -275,12 +275,6 @@ def test_appendix_b_sqrt(root, column):
     assert not bad
 
 
-def test_suite_runtime_on_one_million_bits(e_suite):
-    _, seconds = e_suite
-    print(f"run_suite on 10^6 bits of e: {seconds:.2f} s")
-    assert seconds < 30.0
-
-
 # --------------------------------------------------------------------------------------------
 # Building blocks against plain reference computations
 # --------------------------------------------------------------------------------------------
