@@ -300,7 +300,10 @@ PROVENANCE_KEYS = ("package", "version", "schema", "git", "tools", "seed", "comm
 
 
 def _origin(path: Path, root: Path, data: dict) -> dict:
-    prov = data.get("provenance", data) if isinstance(data, dict) else {}
+    prov = {}
+    if isinstance(data, dict):       # top level, "provenance", or "meta": {"provenance"} (make sim)
+        prov = data.get("provenance") or (data.get("meta") or {}).get("provenance") or data
+        prov = prov if isinstance(prov, dict) else {}
     return {"path": _rel(path, root), "git": prov.get("git"), "command": prov.get("command"),
             "created_utc": prov.get("created_utc")}
 

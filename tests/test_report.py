@@ -398,7 +398,8 @@ def test_sim_input_figures(tmp_path, inputs):
         "sim_cycles_per_s": 7.5e5, "fid_hw": 23.6, "fid_sw": 26.9, "fid": {"n": 2000},
         "energy_per_image_j": 2.7e-6, "dataset": "digits", "sampler": "ddpm", "steps": 50,
         "energy_per_bit_per_area": {"value": 3.8e-11, "unit": "J·µm²/bit", "definition": "d"},
-        "images_per_s_at_fmax": {"value": None, "unit": "images/s", "reason": "no synth"}}))
+        "images_per_s_at_fmax": {"value": None, "unit": "images/s", "reason": "no synth"},
+        "meta": {"provenance": {"git": "abc1234", "command": "make sim"}}}))
     out, _ = _build(tmp_path, inputs)
     js = json.loads((out / "report.json").read_text())
     assert js["sections"]["inputs.sim"]["found"]
@@ -406,3 +407,4 @@ def test_sim_input_figures(tmp_path, inputs):
     assert f["fid_hw"] == 23.6 and f["bit_exact"] is True and f["steps"] == 50
     assert f["energy_per_bit_per_area"] == 3.8e-11 and f["fid_n"] == 2000
     assert "images_per_s_at_fmax" not in f
+    assert js["inputs"]["sim"]["origin"]["git"] == "abc1234"
