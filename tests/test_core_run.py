@@ -55,6 +55,25 @@ def test_missing_checkpoint_is_one_error(tmp_path, monkeypatch):
     assert hw.is_file() and fl.is_file()
 
 
+def test_checkpoint_that_does_not_fit_is_one_error(tmp_path, monkeypatch, capsys):
+    """A net too large for the engine (17,920 slots > 4,096): one error naming --dataset and the
+    slot count, exit 2, nothing written, before any calibration or Verilator build."""
+    import sim.core_run as cr
+    from model.diffusion.nets import EpsMLP
+    from model.diffusion.train import DEFAULT_CHECKPOINT, save_checkpoint
+    big = tmp_path / "big.pt"
+    save_checkpoint(big, EpsMLP(64, 1000, hidden=(2048, 2048), temb_dim=64, act="silu"), {
+        "dataset": "digits", "seed": 1,
+        "schedule": {"beta_start": 0.0001, "beta_end": 0.02, "steps": 1000}})
+    monkeypatch.setattr(cr, "checkpoints", lambda dataset: (big, DEFAULT_CHECKPOINT))
+    out = tmp_path / "out"
+    assert cr.main(["--images", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --dataset = 'digits'"), err
+    assert "does not fit" in err[0] and "17920 tile slots" in err[0] and "4096" in err[0]
+    assert not out.exists()
+
+
 def test_fmax_images_per_s(tmp_path):
     """Images per second at Fmax: the report's Fmax over the cycles; no report -> None + reason."""
     import sim.core_run as cr

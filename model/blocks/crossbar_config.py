@@ -60,6 +60,10 @@ def signed_range(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
+
+#: Most weight slots (rows × cols blocks) one tile holds: the engine's slot address is 12 bits.
+MAX_SLOTS = 4096
+
 @dataclass(frozen=True)
 class TileConfig:
     """Compile-time parameters of one crossbar MAC tile (``hw.crossbar.CrossbarTile``).
@@ -118,7 +122,7 @@ class TileConfig:
                              f"cols = {self.cols}, allowed {divs}")
         if not isinstance(self.bit_serial, bool):
             raise ValueError(f"{o}.bit_serial = {self.bit_serial!r}: must be True or False")
-        check_int(o, "slots", self.slots, 1, 4096)
+        check_int(o, "slots", self.slots, 1, MAX_SLOTS)
 
     # -- derived --------------------------------------------------------------------------------
     @property

@@ -547,6 +547,17 @@ class HardwareProgram:
         gauss = GaussConfig() if gauss is None else gauss
         if not isinstance(gauss, GaussConfig):
             raise ValueError(f"{o}.gauss = {gauss!r}: must be a model.blocks.config.GaussConfig")
+        # The net must fit the tile's slots before anything is calibrated or exported (a net
+        # far too large would otherwise fill the memory with calibration products first).
+        from model.blocks.crossbar_config import MAX_SLOTS
+        layers = [m for m in net.mlp.modules() if isinstance(m, torch.nn.Linear)]
+        slots = sum(-(-m.in_features // spec.rows) * -(-m.out_features // spec.cols)
+                    for m in layers)
+        if slots > MAX_SLOTS:
+            sizes = " -> ".join([str(layers[0].in_features)] + [str(m.out_features)
+                                                               for m in layers]) if layers else "?"
+            raise ValueError(f"{o}: the net ({sizes}) needs {slots} tile slots of "
+                             f"{spec.rows} x {spec.cols}; the engine holds at most {MAX_SLOTS}")
         if data is None:
             name = meta.get("dataset", "digits" if net.dim == 64 else None)
             if name is None:
