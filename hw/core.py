@@ -207,22 +207,17 @@ def counters_layout(bits: int) -> data.StructLayout:
     return data.StructLayout({n: unsigned(bits) for n in CORE_COUNTERS})
 
 
-#: Words per boot-ROM bank: one ECP5 ``DP16KD`` in its 512 × 36 mode (Lattice TN1264, "ECP5 and
-#: ECP5-5G Memory Usage Guide", DP16KD data widths). Each bank's read data is registered next to
-#: its block RAM before the bank mux, so no path runs from a block RAM's output through the mux.
-BOOT_ROM_BANK_WORDS = 512
-
-
 def _rom_stream(m: Module, name: str, values, width: int):
     """A boot ROM of ``values`` read out once after reset as a stream: returns ``(valid,
     index, data, ready, done)``; ``ready`` is to be driven by the consumer. ``valid`` and the
     payload are registers.
 
-    The ROM is banked by :data:`BOOT_ROM_BANK_WORDS`; a word passes three registers (the read
-    port's, the bank's output register, the register after the bank mux; the core's ``ready``
-    rises ``max(weight words, cfg words) + 5`` cycles after reset, docs/core.md "Loading"), and
-    all stages advance together whenever the output is empty or taken, so a stall holds every
-    stage (the read ports by their enable) and the stream is ``values`` in order."""
+    A word passes two registers: the read port's, then a register after the ROM's read data
+    (after Yosys's mux across the ROM's block RAMs), so that mux does not run into the
+    consumer's logic (the core's ``ready`` rises ``max(weight words, cfg words) + 4`` cycles
+    after reset, docs/core.md "Loading"). Both stages advance together whenever the output is
+    empty or taken, so a stall holds both (the read port by its enable) and the stream is
+    ``values`` in order."""
     n = len(values)
     valid = Signal(name=f"{name}_valid")
     index = Signal(range(max(2, n)), name=f"{name}_index")
@@ -231,41 +226,21 @@ def _rom_stream(m: Module, name: str, values, width: int):
     if n == 0:
         m.d.comb += done.eq(1)
         return valid, index, Signal(max(1, width)), ready, done
-    bw = BOOT_ROM_BANK_WORDS
-    n_banks = -(-n // bw)
+    rom = Memory(shape=unsigned(width), depth=n, init=[int(v) for v in values])
+    m.submodules[f"{name}_rom"] = rom
+    rd = rom.read_port()
     nxt = Signal(range(n + 1), name=f"{name}_next")
     adv = Signal(name=f"{name}_adv")
-    m.d.comb += adv.eq(~valid | ready)
-    # Stage 1: the read ports' registers (word nxt of its bank; all banks read at once).
-    # Stage 2: each bank's data registered next to its block RAM. Stage 3: the bank mux.
-    v1, v2 = Signal(name=f"{name}_v1"), Signal(name=f"{name}_v2")
+    v1 = Signal(name=f"{name}_v1")
     i1 = Signal.like(index, name=f"{name}_i1")
-    i2 = Signal.like(index, name=f"{name}_i2")
-    sel = Signal(range(max(2, n_banks)), name=f"{name}_sel2")
     data = Signal(width, name=f"{name}_data")
-    banked = []
-    for k in range(n_banks):
-        part = [int(v) for v in values[k * bw:(k + 1) * bw]]
-        rom = Memory(shape=unsigned(width), depth=len(part), init=part)
-        m.submodules[f"{name}_rom{k}"] = rom
-        rd = rom.read_port()
-        m.d.comb += [rd.addr.eq(nxt[:max(1, (bw - 1).bit_length())]
-                                if len(part) > 1 else 0), rd.en.eq(adv)]
-        q = Signal(width, name=f"{name}_q{k}")
-        with m.If(adv):
-            m.d.sync += q.eq(rd.data)
-        banked.append(q)
+    m.d.comb += [adv.eq(~valid | ready), rd.addr.eq(nxt), rd.en.eq(adv)]
     with m.If(adv):
-        m.d.sync += [v1.eq(nxt < n), i1.eq(nxt), v2.eq(v1), i2.eq(i1),
-                     sel.eq(i1 // bw if n_banks > 1 else 0),
-                     valid.eq(v2), index.eq(i2)]
-        with m.Switch(sel):
-            for k, q in enumerate(banked):
-                with m.Case(k):
-                    m.d.sync += data.eq(q)
+        m.d.sync += [v1.eq(nxt < n), i1.eq(nxt), valid.eq(v1), index.eq(i1),
+                     data.eq(rd.data)]
         with m.If(nxt < n):
             m.d.sync += nxt.eq(nxt + 1)
-    m.d.comb += done.eq((nxt == n) & ~v1 & ~v2 & ~valid)
+    m.d.comb += done.eq((nxt == n) & ~v1 & ~valid)
     return valid, index, data, ready, done
 
 

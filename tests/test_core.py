@@ -17,7 +17,7 @@ import torch
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
-from hw.core import (BOOT_ROM_BANK_WORDS, CORE_COUNTERS, DiffusionCore, _rom_stream, build_core,
+from hw.core import (CORE_COUNTERS, DiffusionCore, _rom_stream, build_core,
                      core_image, image_cycles, table_words, trng_emulator_config)
 from model.diffusion.data import load_dataset
 from model.diffusion.hardware import HardwareProgram, hw_sample
@@ -153,9 +153,9 @@ class _RomStreamDut(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("n", [1, BOOT_ROM_BANK_WORDS + 1, 2 * BOOT_ROM_BANK_WORDS + 77])
+@pytest.mark.parametrize("n", [1, 2, 600])
 def test_rom_stream_order_under_backpressure(n):
-    """A boot ROM stream (banked, pipelined) delivers word i with index i, in order, each
+    """A boot ROM stream (pipelined) delivers word i with index i, in order, each
     exactly once, under random ``ready``; ``done`` only after the last word was taken."""
     seed = 1000 + n
     rng = np.random.default_rng(seed)
@@ -226,10 +226,10 @@ def test_core_ddim_then_ddpm_bit_exact(program):
         assert not diff, f"seed {SEED}: counters {what} (RTL, counts): {diff}"
     assert all(v == 0 for v in b.cleared.values()), f"seed {SEED}: clear left {b.cleared}"
 
-    # Boot: docs/core.md "Loading": ready rises max(weight words, cfg words) + 5 cycles after
-    # reset (one word per cycle on each boot stream, three pipeline registers, `loaded`).
+    # Boot: docs/core.md "Loading": ready rises max(weight words, cfg words) + 4 cycles after
+    # reset (one word per cycle on each boot stream, two pipeline registers, `loaded`).
     img = core.image
-    want_boot = max(len(img.prog_data), len(img.cfg_words)) + 5
+    want_boot = max(len(img.prog_data), len(img.cfg_words)) + 4
     assert b.ready_cycle == want_boot, f"seed {SEED}: boot {b.ready_cycle}, formula {want_boot}"
 
     # Cycles: the noise-free image with a full FIFO takes exactly the formula; DDPM rows may
