@@ -30,6 +30,7 @@ import numpy as np
 from model.blocks.conditioner import FOLD, BitPacker, Conditioner
 from model.blocks.config import (ArrayConfig, ConditionerConfig, GaussConfig, HealthConfig,
                                  check_int)
+from model.blocks.fastpath import readout_configs
 from model.blocks.fixedpoint import MODE_CBD, check_mode, fixed_point
 from model.blocks.gaussian import GaussianGenerator
 from model.blocks.health import HealthMonitor
@@ -198,20 +199,8 @@ class DevicePath:
         o = "DevicePath"
         if not isinstance(array, ArrayConfig):
             raise ValueError(f"{o}: array = {array!r}: must be an ArrayConfig")
-        health_cfg = HealthConfig(array) if health_cfg is None else health_cfg
-        cond_cfg = ConditionerConfig(array) if cond_cfg is None else cond_cfg
-        gauss_cfg = GaussConfig() if gauss_cfg is None else gauss_cfg
-        for name, cfg, typ in (("health_cfg", health_cfg, HealthConfig),
-                               ("cond_cfg", cond_cfg, ConditionerConfig),
-                               ("gauss_cfg", gauss_cfg, GaussConfig)):
-            if not isinstance(cfg, typ):
-                raise ValueError(f"{o}: {name} = {cfg!r}: must be a {typ.__name__}")
-        for name, cfg in (("health_cfg", health_cfg), ("cond_cfg", cond_cfg)):
-            if cfg.array != array:
-                raise ValueError(f"{o}: {name}.array = {cfg.array!r}: must be array = {array!r}")
-        if gauss_cfg.word_bits != cond_cfg.word_bits:
-            raise ValueError(f"{o}: gauss_cfg.word_bits = {gauss_cfg.word_bits}: must equal "
-                             f"cond_cfg.word_bits = {cond_cfg.word_bits}")
+        health_cfg, cond_cfg, gauss_cfg = readout_configs(o, array, health_cfg, cond_cfg,
+                                                          gauss_cfg)
         if not isinstance(cal_enable, (bool, np.bool_)):
             raise ValueError(f"{o}: cal_enable = {cal_enable!r}: must be a bool")
         if port is None:

@@ -296,6 +296,29 @@ def _check_int(owner, name, value, lo, hi):
 
 
 # ------------------------------------------------------------------------------------------------
+def readout_configs(owner: str, array, health_cfg=None, cond_cfg=None, gauss_cfg=None,
+                    array_name: str = "array"):
+    """The readout chain's configurations for ``array`` (defaults where None), checked: the
+    right types, the health monitor and conditioner on ``array``, the Gaussian generator's word
+    width equal to the conditioner's. Returns ``(health_cfg, cond_cfg, gauss_cfg)``."""
+    health_cfg = HealthConfig(array) if health_cfg is None else health_cfg
+    cond_cfg = ConditionerConfig(array) if cond_cfg is None else cond_cfg
+    gauss_cfg = GaussConfig() if gauss_cfg is None else gauss_cfg
+    for name, cfg, typ in (("health_cfg", health_cfg, HealthConfig),
+                           ("cond_cfg", cond_cfg, ConditionerConfig),
+                           ("gauss_cfg", gauss_cfg, GaussConfig)):
+        if not isinstance(cfg, typ):
+            raise ValueError(f"{owner}: {name} = {cfg!r}: must be a {typ.__name__}")
+    for name, cfg in (("health_cfg", health_cfg), ("cond_cfg", cond_cfg)):
+        if cfg.array != array:
+            raise ValueError(f"{owner}: {name}.array = {cfg.array!r}: must be "
+                             f"{array_name} = {array!r}")
+    if gauss_cfg.word_bits != cond_cfg.word_bits:
+        raise ValueError(f"{owner}: gauss_cfg.word_bits = {gauss_cfg.word_bits}: must equal "
+                         f"cond_cfg.word_bits = {cond_cfg.word_bits}")
+    return health_cfg, cond_cfg, gauss_cfg
+
+
 class NoisePath:
     """The whole noise path, compiled: emulator → controller with calibration → health monitor →
     conditioner → bit packer → Gaussian generator. Bit-exact with the per-word twins chained
@@ -348,21 +371,8 @@ class NoisePath:
         if not isinstance(emu_cfg, EmulatorConfig):
             raise ValueError(f"NoisePath: emu_cfg = {emu_cfg!r}: must be an EmulatorConfig")
         a = emu_cfg.array
-        health_cfg = HealthConfig(a) if health_cfg is None else health_cfg
-        cond_cfg = ConditionerConfig(a) if cond_cfg is None else cond_cfg
-        gauss_cfg = GaussConfig() if gauss_cfg is None else gauss_cfg
-        for name, cfg, typ in (("health_cfg", health_cfg, HealthConfig),
-                               ("cond_cfg", cond_cfg, ConditionerConfig),
-                               ("gauss_cfg", gauss_cfg, GaussConfig)):
-            if not isinstance(cfg, typ):
-                raise ValueError(f"NoisePath: {name} = {cfg!r}: must be a {typ.__name__}")
-        for name, cfg in (("health_cfg", health_cfg), ("cond_cfg", cond_cfg)):
-            if cfg.array != a:
-                raise ValueError(f"NoisePath: {name}.array = {cfg.array!r}: must be "
-                                 f"emu_cfg.array = {a!r}")
-        if gauss_cfg.word_bits != cond_cfg.word_bits:
-            raise ValueError(f"NoisePath: gauss_cfg.word_bits = {gauss_cfg.word_bits}: must equal "
-                             f"cond_cfg.word_bits = {cond_cfg.word_bits}")
+        health_cfg, cond_cfg, gauss_cfg = readout_configs("NoisePath", a, health_cfg, cond_cfg,
+                                                          gauss_cfg, "emu_cfg.array")
         seed = emu_cfg.seed if seed is None else _check_int("NoisePath", "seed", seed, 0,
                                                             2**32 - 1)
         self.cond_mode = _check_int("NoisePath", "cond_mode", cond_mode, 0, 3)
